@@ -1,0 +1,332 @@
+"""The actor runtime: a bounded mailbox, one turn at a time, journaled events, one timer.
+
+A turn runs a command against the actor's state. Handlers decide (pure domain code that may
+refuse), then `emit` the events: they are applied to memory and appended to the journal at once.
+The reply travels back with the latest commit ticket and the *caller* waits for it, so the actor
+goes on with the next command while the journal commits (pipelining), and no reply is released
+before everything it observed is durable.
+
+Time is a message: the timer task sleeps until the state's next deadline and then sends
+`ExpireDue(now)` through the mailbox like any other command, so expiry never races a payment.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from abc import ABC, abstractmethod
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, Protocol, TypeVar
+
+import anyio
+from anyio.abc import TaskStatus
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from engine.clock import Clock
+from engine.errors import ActorUnavailable, EngineError, HandlerCrashed, Overloaded
+from engine.events import Event
+from engine.journal import ActorHistory, CommitTicket, Journal, JournalRecord, Snapshot
+
+log = logging.getLogger(__name__)
+
+
+class DomainState(Protocol):
+    """What the runtime needs of an actor's pure state."""
+
+    def apply(self, event: Event) -> None: ...
+
+    def next_deadline(self) -> float | None: ...
+
+    def to_snapshot(self) -> dict[str, Any]: ...
+
+    def summary(self) -> dict[str, Any]: ...
+
+
+S = TypeVar("S", bound=DomainState)
+
+EventListener = Callable[[str, Sequence[Event]], None]
+
+
+@dataclass(frozen=True, slots=True)
+class ExpireDue:
+    """Sent by an actor's own timer: expire whatever is due at `now`."""
+
+    now: float
+
+
+class _Pending:
+    """One caller's reply slot."""
+
+    __slots__ = ("done", "error", "ticket", "value")
+
+    def __init__(self) -> None:
+        self.done = anyio.Event()
+        self.value: Any = None
+        self.error: BaseException | None = None
+        self.ticket: CommitTicket | None = None
+
+    async def result(self) -> Any:
+        await self.done.wait()
+        if self.ticket is not None:
+            await self.ticket.wait()
+        if self.error is not None:
+            raise self.error
+        return self.value
+
+
+@dataclass(frozen=True, slots=True)
+class ActorStats:
+    key: str
+    kind: str
+    mailbox_depth: int
+    mailbox_capacity: int
+    processed: int
+    errors: int
+    overloaded: int
+    rebuilds: int
+    latency_p50_ms: float
+    latency_p99_ms: float
+    latency_max_ms: float
+    state: dict[str, Any] = field(default_factory=dict)
+
+
+class Actor(ABC, Generic[S]):
+    """Owns a state alone; the only way in is a command through the mailbox."""
+
+    kind = "actor"
+
+    def __init__(
+        self,
+        key: str,
+        *,
+        journal: Journal,
+        clock: Clock,
+        mailbox_size: int = 1024,
+        snapshot_every: int = 1000,
+        retry_after: float = 1.0,
+    ) -> None:
+        self.key = key
+        self.journal = journal
+        self.clock = clock
+        self.snapshot_every = snapshot_every
+        self.retry_after = retry_after
+        self.state: S = self.initial_state()
+        self.seq = 0
+        self.listeners: list[EventListener] = []
+        self._mailbox_size = mailbox_size
+        self._send: MemoryObjectSendStream[tuple[Any, _Pending | None]]
+        self._receive: MemoryObjectReceiveStream[tuple[Any, _Pending | None]]
+        self._send, self._receive = anyio.create_memory_object_stream(mailbox_size)
+        self._last_ticket = CommitTicket.committed()
+        self._since_snapshot = 0
+        self._poisoned = False
+        self._armed: float | None = None
+        self._rearm = anyio.Event()
+        self._processed = 0
+        self._errors = 0
+        self._overloaded = 0
+        self._rebuilds = 0
+        self._latencies: deque[float] = deque(maxlen=2048)
+        self.stopped = False
+
+    # -- what a concrete actor provides -------------------------------------------------------
+
+    @abstractmethod
+    def initial_state(self) -> S: ...
+
+    @abstractmethod
+    def state_from_snapshot(self, data: dict[str, Any]) -> S: ...
+
+    @abstractmethod
+    async def handle(self, command: Any) -> Any:
+        """Run one command: decide, `emit` the events, return the reply (or raise `Refused`)."""
+
+    # -- the way in ----------------------------------------------------------------------------
+
+    async def ask(self, command: Any) -> Any:
+        """Send a command and wait for its reply, released once its events are durable."""
+        pending = _Pending()
+        self._post(command, pending)
+        return await pending.result()
+
+    def tell(self, command: Any) -> None:
+        """Send a command without waiting for its outcome."""
+        self._post(command, None)
+
+    def _post(self, command: Any, pending: _Pending | None) -> None:
+        try:
+            self._send.send_nowait((command, pending))
+        except anyio.WouldBlock:
+            self._overloaded += 1
+            raise Overloaded(self.key, self.retry_after) from None
+        except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+            raise ActorUnavailable(f"{self.key} is not running") from None
+
+    # -- inside a turn -------------------------------------------------------------------------
+
+    def emit(self, events: Sequence[Event]) -> None:
+        """Apply events to the state and hand them to the journal (without waiting)."""
+        if not events:
+            return
+        records = []
+        for item in events:
+            self.state.apply(item)
+            self.seq += 1
+            records.append(JournalRecord(self.key, self.seq, item))
+        ticket = self.journal.append(records)
+        self._last_ticket = ticket
+        self._since_snapshot += len(records)
+        if self.listeners:
+            batch = tuple(events)
+            ticket.on_commit(lambda: self._publish(batch))
+
+    def _publish(self, events: Sequence[Event]) -> None:
+        for listener in self.listeners:
+            try:
+                listener(self.key, events)
+            except Exception:  # a broken subscriber must not break the actor
+                log.exception("event listener failed on %s", self.key)
+
+    # -- the loop ------------------------------------------------------------------------------
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Serve commands until the mailbox is closed and drained."""
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._timer)
+                task_status.started()
+                async with self._receive:
+                    async for command, pending in self._receive:
+                        if self._poisoned:
+                            await self._rebuild()
+                        await self._turn(command, pending)
+                tg.cancel_scope.cancel()
+        finally:
+            self.stopped = True
+
+    def close(self) -> None:
+        """Stop taking commands; `run` returns once those already queued have run."""
+        self._send.close()
+
+    async def _turn(self, command: Any, pending: _Pending | None) -> None:
+        started = time.perf_counter()
+        try:
+            if isinstance(command, ExpireDue):
+                value = self.on_expire_due(command.now)
+            else:
+                value = await self.handle(command)
+        except EngineError as error:
+            self._reply(pending, None, error)
+        except Exception as error:
+            self._errors += 1
+            log.exception("handler of %s failed on %r", self.key, command)
+            self._reply(pending, None, HandlerCrashed(f"{type(error).__name__}: {error}"))
+        else:
+            self._reply(pending, value, None)
+        self._processed += 1
+        self._latencies.append(time.perf_counter() - started)
+        if self._since_snapshot >= self.snapshot_every:
+            self.take_snapshot()
+        deadline = self.state.next_deadline()
+        if deadline != self._armed or isinstance(command, ExpireDue):
+            self._rearm.set()
+
+    def _reply(self, pending: _Pending | None, value: Any, error: BaseException | None) -> None:
+        if pending is None:
+            if error is not None and not isinstance(error, EngineError | HandlerCrashed):
+                log.warning("told command failed on %s: %s", self.key, error)
+            return
+        pending.value = value
+        pending.error = error
+        pending.ticket = self._last_ticket
+        pending.done.set()
+
+    def on_expire_due(self, now: float) -> Any:
+        """Expire what is due at `now`; actors with deadlines override this."""
+        return None
+
+    def take_snapshot(self) -> None:
+        self.journal.save_snapshot(Snapshot(self.key, self.seq, self.state.to_snapshot()))
+        self._since_snapshot = 0
+
+    async def _timer(self) -> None:
+        while True:
+            rearm = self._rearm = anyio.Event()
+            deadline = self._armed = self.state.next_deadline()
+            if deadline is None:
+                await rearm.wait()
+                continue
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._fire_at, deadline)
+                await rearm.wait()  # set by the next turn that moves the deadline or expires
+                tg.cancel_scope.cancel()
+
+    async def _fire_at(self, deadline: float) -> None:
+        await self.clock.sleep_until(deadline)
+        with contextlib.suppress(anyio.ClosedResourceError, anyio.BrokenResourceError):
+            await self._send.send((ExpireDue(self.clock.now()), None))
+
+    # -- recovery ------------------------------------------------------------------------------
+
+    def restore(self, history: ActorHistory | None) -> None:
+        """Rebuild the state from a snapshot and the events after it (no journaling)."""
+        if history is not None and history.snapshot is not None:
+            self.state = self.state_from_snapshot(history.snapshot.state)
+            self.seq = history.snapshot.actor_seq
+        else:
+            self.state = self.initial_state()
+            self.seq = 0
+        if history is not None:
+            for record in history.records:
+                self.state.apply(record.event)
+                self.seq = record.actor_seq
+        self._since_snapshot = len(history.records) if history is not None else 0
+        self._last_ticket = CommitTicket.committed()
+        self._rearm.set()
+
+    def poison(self) -> None:
+        """A commit of ours failed: rebuild from the journal before the next turn."""
+        self._poisoned = True
+
+    async def _rebuild(self) -> None:
+        delay = 0.05
+        while True:
+            try:
+                histories = await self.journal.load([self.key])
+                break
+            except Exception:
+                log.exception("reloading %s failed; retrying", self.key)
+                await anyio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+        self.restore(histories.get(self.key))
+        self._rebuilds += 1
+        self._poisoned = False
+        self.journal.reopen(self.key)
+
+    # -- observation ---------------------------------------------------------------------------
+
+    def stats(self) -> ActorStats:
+        latencies = sorted(self._latencies)
+
+        def pct(q: float) -> float:
+            if not latencies:
+                return 0.0
+            return latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000
+
+        return ActorStats(
+            key=self.key,
+            kind=self.kind,
+            mailbox_depth=self._send.statistics().current_buffer_used,
+            mailbox_capacity=self._mailbox_size,
+            processed=self._processed,
+            errors=self._errors,
+            overloaded=self._overloaded,
+            rebuilds=self._rebuilds,
+            latency_p50_ms=pct(0.5),
+            latency_p99_ms=pct(0.99),
+            latency_max_ms=latencies[-1] * 1000 if latencies else 0.0,
+            state=self.state.summary(),
+        )

@@ -1,0 +1,231 @@
+"""The checkout actor (one per shard of users): runs the payment flow across actors.
+
+lock the holds on each date -> debit the wallet -> sell the seats and complete the token.
+
+Before the debit is durable any failure puts the holds back and takes no money. Once it is
+durable the payment must complete, so the remaining steps are retried; a crash anywhere is
+resolved at recovery by `Resolve`: debit recorded -> complete, not recorded -> cancel.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import anyio
+
+from engine.actor import Actor
+from engine.actors.concert_date import ConcertDateActor, Lock, Sell, Unlock
+from engine.actors.waiting_room import Complete, WaitingRoomActor
+from engine.actors.wallet import Debit, WalletActor
+from engine.clock import Clock
+from engine.config import EngineConfig
+from engine.domain.checkout import (
+    STARTED,
+    CheckoutCompleted,
+    CheckoutFailed,
+    CheckoutStarted,
+    Payment,
+    Payments,
+)
+from engine.domain.reservation import Reservation, reservation_of
+from engine.domain.seat_map import SOLD, Locked, parse_reservation_id
+from engine.errors import (
+    NOT_FOUND,
+    VALIDATION_ERROR,
+    ActorUnavailable,
+    EngineError,
+    JournalFailed,
+    Overloaded,
+    Refused,
+)
+from engine.journal import Journal
+
+log = logging.getLogger(__name__)
+
+MAX_RESERVATIONS_PER_PAYMENT = 50
+RETRIES = 8
+
+
+class Directory(Protocol):
+    """How the checkout finds the other actors (the engine system provides it)."""
+
+    @property
+    def waiting_room(self) -> WaitingRoomActor: ...
+
+    def date_actor(self, concert_id: str, date: str) -> ConcertDateActor | None: ...
+
+    def wallet_actor(self, user_id: str) -> WalletActor: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Pay:
+    user_id: str
+    reservation_ids: tuple[str, ...]
+    key: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Resolve:
+    """Finish or cancel a payment interrupted by a crash, from what the journal recorded."""
+
+    payment_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentResult:
+    payment_id: str
+    user_id: str
+    amount: int
+    balance: int
+    reservations: tuple[Reservation, ...]
+
+
+class CheckoutActor(Actor[Payments]):
+    kind = "checkout"
+
+    def __init__(
+        self,
+        shard: int,
+        config: EngineConfig,
+        directory: Directory,
+        *,
+        journal: Journal,
+        clock: Clock,
+    ) -> None:
+        self.directory = directory
+        super().__init__(
+            f"checkout:{shard}",
+            journal=journal,
+            clock=clock,
+            mailbox_size=config.mailbox_size,
+            snapshot_every=config.snapshot_every,
+            retry_after=config.overload_retry_after,
+        )
+
+    def initial_state(self) -> Payments:
+        return Payments()
+
+    def state_from_snapshot(self, data: dict[str, Any]) -> Payments:
+        payments = Payments()
+        payments.load_snapshot(data)
+        return payments
+
+    async def handle(self, command: Any) -> Any:
+        match command:
+            case Pay(user_id=user, reservation_ids=rids, key=key):
+                return await self._pay(user, rids, key)
+            case Resolve(payment_id=pid):
+                return await self._resolve(pid)
+        raise TypeError(f"unknown command {command!r}")
+
+    # -- the flow ----------------------------------------------------------------------------
+
+    async def _pay(self, user: str, rids: tuple[str, ...], key: str | None) -> PaymentResult:
+        earlier = self.state.completed_for_key(user, key)
+        if earlier is not None:
+            return self._result(earlier)
+        groups = self._group_by_date(rids)
+        pid = f"pay_{secrets.token_hex(8)}"
+        self.emit([CheckoutStarted(pid, user, tuple(dict.fromkeys(rids)), key)])
+        locked: list[tuple[ConcertDateActor, Locked]] = []
+        try:
+            for actor, group in groups:
+                locked.append((actor, await actor.ask(Lock(user, group, pid))))
+            amount = sum(lock.amount for _, lock in locked)
+            balance: int = await self.directory.wallet_actor(user).ask(Debit(user, amount, pid))
+        except BaseException as error:
+            with anyio.CancelScope(shield=True):
+                for actor, _ in locked:
+                    await _insist(actor.ask, Unlock(pid))
+                code = error.code if isinstance(error, EngineError) else "INTERNAL"
+                self.emit([CheckoutFailed(pid, code)])
+            raise
+        # The money is taken and durable: from here on the payment can only complete.
+        with anyio.CancelScope(shield=True):
+            await self._complete(pid, user, [actor for actor, _ in locked], amount, balance)
+        return self._result(self.state.payments[pid])
+
+    async def _complete(
+        self, pid: str, user: str, dates: list[ConcertDateActor], amount: int, balance: int
+    ) -> None:
+        for actor in dates:
+            await _insist(actor.ask, Sell(pid))
+        await _insist(self.directory.waiting_room.ask, Complete(user))
+        self.emit([CheckoutCompleted(pid, amount, balance)])
+
+    async def _resolve(self, pid: str) -> str:
+        payment = self.state.payments.get(pid)
+        if payment is None or payment.status != STARTED:
+            return payment.status if payment else "UNKNOWN"
+        wallet = self.directory.wallet_actor(payment.user_id)
+        dates = [actor for actor, _ in self._group_by_date(payment.reservation_ids, strict=False)]
+        debit = wallet.state.debits.get(pid)
+        if debit is not None:
+            await self._complete(
+                pid, payment.user_id, dates, debit[1], wallet.state.balance(payment.user_id)
+            )
+        else:
+            for actor in dates:
+                await _insist(actor.ask, Unlock(pid))
+            self.emit([CheckoutFailed(pid, "INTERRUPTED")])
+        return self.state.payments[pid].status
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def _group_by_date(
+        self, rids: tuple[str, ...], *, strict: bool = True
+    ) -> list[tuple[ConcertDateActor, tuple[str, ...]]]:
+        if strict and not rids:
+            raise Refused(VALIDATION_ERROR, "reservationIds must name at least one reservation")
+        if strict and len(rids) > MAX_RESERVATIONS_PER_PAYMENT:
+            raise Refused(
+                VALIDATION_ERROR,
+                f"at most {MAX_RESERVATIONS_PER_PAYMENT} reservations per payment",
+            )
+        groups: dict[str, tuple[ConcertDateActor, list[str]]] = {}
+        for rid in dict.fromkeys(rids):
+            parsed = parse_reservation_id(rid)
+            actor = self.directory.date_actor(parsed[0], parsed[1]) if parsed else None
+            if actor is None:
+                if strict:
+                    raise Refused(NOT_FOUND, f"no reservation {rid}")
+                continue
+            groups.setdefault(actor.key, (actor, []))[1].append(rid)
+        # A fixed order over dates keeps concurrent checkouts from interleaving their locks.
+        return [(actor, tuple(group)) for _, (actor, group) in sorted(groups.items())]
+
+    def _result(self, payment: Payment) -> PaymentResult:
+        reservations = []
+        for actor, _ in self._group_by_date(payment.reservation_ids, strict=False):
+            seat_map = actor.state
+            reservations += [
+                reservation_of(seat_map, seat)
+                for seat in seat_map.seats
+                if seat.status == SOLD and seat.payment_id == payment.payment_id
+            ]
+        return PaymentResult(
+            payment.payment_id,
+            payment.user_id,
+            payment.amount,
+            payment.balance,
+            tuple(reservations),
+        )
+
+
+async def _insist(ask: Callable[[Any], Awaitable[Any]], command: Any) -> Any:
+    """Ask until the command is done: for steps that must happen once money has moved."""
+    delay = 0.01
+    for attempt in range(RETRIES):
+        try:
+            return await ask(command)
+        except (JournalFailed, ActorUnavailable, Overloaded) as error:
+            if attempt == RETRIES - 1:
+                log.error("giving up on %r (%s); recovery will finish it", command, error)
+                raise
+            await anyio.sleep(delay)
+            delay = min(delay * 4, 1.0)
+    raise AssertionError("unreachable")

@@ -1,0 +1,91 @@
+"""The one waiting-room actor: joins, admissions on its timer, completion, configuration."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from engine.actor import Actor
+from engine.clock import Clock
+from engine.config import EngineConfig
+from engine.domain.waiting_room import RoomOpened, RoomSettings, TokenView, WaitingRoom
+from engine.journal import Journal
+
+KEY = "waiting-room"
+
+
+@dataclass(frozen=True, slots=True)
+class Open:
+    """Sent once at start: give a new room its token secret."""
+
+
+@dataclass(frozen=True, slots=True)
+class Join:
+    user_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Complete:
+    user_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Configure:
+    changes: tuple[tuple[str, Any], ...]
+
+
+class WaitingRoomActor(Actor[WaitingRoom]):
+    kind = "waiting-room"
+
+    def __init__(self, config: EngineConfig, *, journal: Journal, clock: Clock) -> None:
+        self.config = config
+        super().__init__(
+            KEY,
+            journal=journal,
+            clock=clock,
+            mailbox_size=config.mailbox_size,
+            snapshot_every=config.snapshot_every,
+            retry_after=config.overload_retry_after,
+        )
+
+    def initial_state(self) -> WaitingRoom:
+        c = self.config
+        return WaitingRoom(
+            RoomSettings(
+                c.admit_batch, c.admit_interval_seconds, c.max_active, c.active_ttl_seconds
+            )
+        )
+
+    def state_from_snapshot(self, data: dict[str, Any]) -> WaitingRoom:
+        room = self.initial_state()
+        room.load_snapshot(data)
+        return room
+
+    async def handle(self, command: Any) -> Any:
+        match command:
+            case Open():
+                if not self.state.secret:
+                    self.emit([RoomOpened(secrets.token_hex(32))])
+                return None
+            case Join(user_id=user):
+                self.emit(self.state.join(user))
+                return self.state.view(self.state.seq_of[user], self.clock.now())
+            case Complete(user_id=user):
+                current = self.state.current_seq(user)
+                if current is not None:
+                    self.emit(self.state.complete(current))
+                return None
+            case Configure(changes=changes):
+                self.emit(self.state.configure(**dict(changes)))
+                return self.state.settings
+        raise TypeError(f"unknown command {command!r}")
+
+    def on_expire_due(self, now: float) -> Any:
+        self.emit(self.state.tick(now))
+        return None
+
+    def lookup(self, token: str) -> TokenView | None:
+        """Read view for the token gate: no mailbox, no waiting behind writes."""
+        seq = self.state.seq_for(token)
+        return self.state.view(seq, self.clock.now()) if seq is not None else None

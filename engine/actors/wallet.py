@@ -1,0 +1,65 @@
+"""The actor of one wallet shard (users are spread over shards by a stable hash)."""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from typing import Any
+
+from engine.actor import Actor
+from engine.clock import Clock
+from engine.config import EngineConfig
+from engine.domain.wallet import Wallets
+from engine.journal import Journal
+
+
+@dataclass(frozen=True, slots=True)
+class Charge:
+    user_id: str
+    amount: int
+    key: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Debit:
+    user_id: str
+    amount: int
+    payment_id: str
+
+
+def shard_of(user_id: str, shards: int) -> int:
+    # Python's hash() is salted per process; shards must be stable across restarts.
+    return zlib.crc32(user_id.encode()) % shards
+
+
+class WalletActor(Actor[Wallets]):
+    kind = "wallet"
+
+    def __init__(self, shard: int, config: EngineConfig, *, journal: Journal, clock: Clock):
+        super().__init__(
+            f"wallet:{shard}",
+            journal=journal,
+            clock=clock,
+            mailbox_size=config.mailbox_size,
+            snapshot_every=config.snapshot_every,
+            retry_after=config.overload_retry_after,
+        )
+
+    def initial_state(self) -> Wallets:
+        return Wallets()
+
+    def state_from_snapshot(self, data: dict[str, Any]) -> Wallets:
+        wallets = Wallets()
+        wallets.load_snapshot(data)
+        return wallets
+
+    async def handle(self, command: Any) -> Any:
+        match command:
+            case Charge(user_id=user, amount=amount, key=key):
+                events, balance = self.state.charge(user, amount, key)
+                self.emit(events)
+                return balance
+            case Debit(user_id=user, amount=amount, payment_id=pid):
+                self.emit(self.state.debit(user, amount, pid))
+                return self.state.balance(user)
+        raise TypeError(f"unknown command {command!r}")

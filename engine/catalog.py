@@ -1,0 +1,32 @@
+"""Catalog value types: what is on sale. Owned by persistence, read by the engine."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+CONCERT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+@dataclass(frozen=True, slots=True)
+class ConcertDateInfo:
+    concert_id: str
+    date: str  # ISO yyyy-mm-dd
+    seats: int
+    price: int
+
+    @property
+    def key(self) -> str:
+        return date_key(self.concert_id, self.date)
+
+
+@dataclass(frozen=True, slots=True)
+class ConcertInfo:
+    concert_id: str
+    title: str
+    venue: str = ""
+    dates: tuple[ConcertDateInfo, ...] = ()
+
+
+def date_key(concert_id: str, date: str) -> str:
+    return f"date:{concert_id}:{date}"

@@ -1,0 +1,21 @@
+"""Engine settings: the knobs of DESIGN.md's configuration that the domain and actors use."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class EngineConfig:
+    hold_seconds: float = 300.0
+    admit_batch: int = 100
+    admit_interval_seconds: float = 10.0
+    max_active: int | None = None
+    active_ttl_seconds: float = 600.0
+    seats_per_date: int = 50
+    max_holds_per_user: int = 4
+    mailbox_size: int = 4096
+    snapshot_every: int = 10_000
+    wallet_shards: int = 16
+    checkout_shards: int = 16
+    overload_retry_after: float = 1.0

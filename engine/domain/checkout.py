@@ -1,0 +1,131 @@
+"""The record of payments of one checkout shard: started, completed or failed, and their keys.
+
+The flow itself (lock -> debit -> sell) lives in the checkout actor; this state remembers
+enough to answer a retried request with the same Idempotency-Key and to find, after a crash,
+the payments that started and never finished.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from engine.events import Event, register
+
+STARTED = "STARTED"
+COMPLETED = "COMPLETED"
+FAILED = "FAILED"
+
+
+@register
+@dataclass(frozen=True, slots=True)
+class CheckoutStarted(Event):
+    kind: ClassVar[str] = "checkout.started"
+    payment_id: str
+    user_id: str
+    reservation_ids: tuple[str, ...]
+    key: str | None
+
+
+@register
+@dataclass(frozen=True, slots=True)
+class CheckoutCompleted(Event):
+    kind: ClassVar[str] = "checkout.completed"
+    payment_id: str
+    amount: int
+    balance: int
+
+
+@register
+@dataclass(frozen=True, slots=True)
+class CheckoutFailed(Event):
+    kind: ClassVar[str] = "checkout.failed"
+    payment_id: str
+    code: str
+
+
+@dataclass(slots=True)
+class Payment:
+    payment_id: str
+    user_id: str
+    reservation_ids: tuple[str, ...]
+    key: str | None
+    status: str = STARTED
+    amount: int = 0
+    balance: int = 0
+    failure: str | None = None
+
+
+class Payments:
+    def __init__(self) -> None:
+        self.payments: dict[str, Payment] = {}
+        self.by_key: dict[tuple[str, str], str] = {}
+
+    def completed_for_key(self, user_id: str, key: str | None) -> Payment | None:
+        """A completed payment made earlier with this Idempotency-Key, if any."""
+        if key is None:
+            return None
+        pid = self.by_key.get((user_id, key))
+        payment = self.payments.get(pid) if pid else None
+        return payment if payment is not None and payment.status == COMPLETED else None
+
+    def unfinished(self) -> list[Payment]:
+        return [p for p in self.payments.values() if p.status == STARTED]
+
+    def apply(self, event: Event) -> None:
+        match event:
+            case CheckoutStarted(payment_id=pid, user_id=user, reservation_ids=rids, key=key):
+                self.payments[pid] = Payment(pid, user, rids, key)
+                if key is not None:
+                    self.by_key[(user, key)] = pid
+            case CheckoutCompleted(payment_id=pid, amount=amount, balance=balance):
+                payment = self.payments[pid]
+                payment.status, payment.amount, payment.balance = COMPLETED, amount, balance
+            case CheckoutFailed(payment_id=pid, code=code):
+                payment = self.payments[pid]
+                payment.status, payment.failure = FAILED, code
+                if payment.key is not None:
+                    self.by_key.pop((payment.user_id, payment.key), None)
+            case _:
+                raise TypeError(f"checkout cannot apply {event!r}")
+
+    def next_deadline(self) -> float | None:
+        return None
+
+    def to_snapshot(self) -> dict[str, Any]:
+        return {
+            "payments": [
+                [
+                    p.payment_id,
+                    p.user_id,
+                    list(p.reservation_ids),
+                    p.key,
+                    p.status,
+                    p.amount,
+                    p.balance,
+                    p.failure,
+                ]
+                for p in self.payments.values()
+            ]
+        }
+
+    def load_snapshot(self, data: dict[str, Any]) -> None:
+        self.payments = {}
+        self.by_key = {}
+        for pid, user, rids, key, status, amount, balance, failure in data["payments"]:
+            self.payments[pid] = Payment(
+                pid, user, tuple(rids), key, status, amount, balance, failure
+            )
+            if key is not None and status != FAILED:
+                self.by_key[(user, key)] = pid
+
+    def summary(self) -> dict[str, Any]:
+        counts = {STARTED: 0, COMPLETED: 0, FAILED: 0}
+        for p in self.payments.values():
+            counts[p.status] += 1
+        return {
+            "started": counts[STARTED],
+            "completed": counts[COMPLETED],
+            "failed": counts[FAILED],
+            "revenue": sum(p.amount for p in self.payments.values() if p.status == COMPLETED),
+        }

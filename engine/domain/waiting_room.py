@@ -1,0 +1,349 @@
+"""The virtual waiting room: tokens, FIFO order, rank, batch admission and active windows.
+
+Pure Python, event-sourced like the seat map. Built for a million waiting users:
+
+- a token is `<seq>.<mac>`, an HMAC of its sequence number under the room's secret, so it is
+  unguessable yet costs no memory: only `seq -> user` is stored;
+- rank is the position of `seq` in a sorted list of waiting sequence numbers: O(log n).
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import hashlib
+import hmac
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from sortedcontainers import SortedList
+
+from engine.errors import VALIDATION_ERROR, Refused
+from engine.events import Event, register
+
+WAITING = "WAITING"
+PROCESSING = "PROCESSING"
+COMPLETED = "COMPLETED"
+EXPIRED = "EXPIRED"
+
+RATE_WINDOW = 10  # admissions the measured admission rate is averaged over
+
+
+@register
+@dataclass(frozen=True, slots=True)
+class RoomOpened(Event):
+    kind: ClassVar[str] = "room.opened"
+    secret: str
+
+
+@register
+@dataclass(frozen=True, slots=True)
+class Joined(Event):
+    kind: ClassVar[str] = "room.joined"
+    seq: int
+    user_id: str
+
+
+@register
+@dataclass(frozen=True, slots=True)
+class Admitted(Event):
+    kind: ClassVar[str] = "room.admitted"
+    seqs: tuple[int, ...]
+    at: float
+    active_until: float
+
+
+@register
+@dataclass(frozen=True, slots=True)
+class ActiveExpired(Event):
+    kind: ClassVar[str] = "room.expired"
+    seqs: tuple[int, ...]
+
+
+@register
+@dataclass(frozen=True, slots=True)
+class TokenCompleted(Event):
+    kind: ClassVar[str] = "room.completed"
+    seq: int
+
+
+@register
+@dataclass(frozen=True, slots=True)
+class RoomConfigured(Event):
+    kind: ClassVar[str] = "room.configured"
+    batch_size: int
+    interval_seconds: float
+    max_active: int | None
+    active_ttl_seconds: float
+    paused: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RoomSettings:
+    batch_size: int
+    interval_seconds: float
+    max_active: int | None
+    active_ttl_seconds: float
+    paused: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class TokenView:
+    token: str
+    user_id: str
+    status: str
+    rank: int | None
+    eta_seconds: float | None
+    active_until: float | None
+
+
+class WaitingRoom:
+    def __init__(self, settings: RoomSettings) -> None:
+        self.settings = settings
+        self.secret = b""
+        self.next_seq = 1
+        self.user_of: dict[int, str] = {}  # every token ever issued
+        self.seq_of: dict[str, int] = {}  # each user's latest token
+        self.waiting: SortedList[int] = SortedList()
+        self.active: dict[int, float] = {}  # seq -> active until
+        self.active_by_deadline: SortedList[tuple[float, int]] = SortedList()
+        self.completed: set[int] = set()
+        self.last_admission_at: float | None = None
+        self.admitted_total = 0
+        self.expired_total = 0
+        self.completed_total = 0
+        self._recent: deque[tuple[float, int]] = deque(maxlen=RATE_WINDOW)
+
+    # -- tokens ------------------------------------------------------------------------------
+
+    def token_for(self, seq: int) -> str:
+        mac = hmac.new(self.secret, seq.to_bytes(8, "big"), hashlib.sha256).digest()[:15]
+        return f"{seq}.{base64.urlsafe_b64encode(mac).decode()}"
+
+    def seq_for(self, token: str) -> int | None:
+        """The sequence number a genuine token names; None for anything forged or malformed."""
+        head, dot, _ = token.partition(".")
+        if not dot or not head.isdigit() or len(head) > 18:
+            return None
+        seq = int(head)
+        if seq not in self.user_of or not hmac.compare_digest(self.token_for(seq), token):
+            return None
+        return seq
+
+    def status_of(self, seq: int) -> str:
+        if seq in self.active:
+            return PROCESSING
+        if seq in self.completed:
+            return COMPLETED
+        if self.waiting and seq >= self.waiting[0] and seq in self.waiting:
+            return WAITING
+        return EXPIRED
+
+    def rank_of(self, seq: int) -> int | None:
+        index = self.waiting.bisect_left(seq)
+        if index < len(self.waiting) and self.waiting[index] == seq:
+            return index + 1
+        return None
+
+    def view(self, seq: int, now: float) -> TokenView:
+        status = self.status_of(seq)
+        rank = self.rank_of(seq) if status == WAITING else None
+        return TokenView(
+            token=self.token_for(seq),
+            user_id=self.user_of[seq],
+            status=status,
+            rank=rank,
+            eta_seconds=self.eta(rank, now) if rank is not None else None,
+            active_until=self.active.get(seq),
+        )
+
+    def current_seq(self, user_id: str) -> int | None:
+        return self.seq_of.get(user_id)
+
+    # -- rates and deadlines -------------------------------------------------------------------
+
+    def admission_rate(self) -> float:
+        """Users admitted per second: measured over recent batches, else the configured rate."""
+        if len(self._recent) >= 2:
+            span = self._recent[-1][0] - self._recent[0][0]
+            admitted = sum(count for _, count in list(self._recent)[1:])
+            if span > 0 and admitted > 0:
+                return admitted / span
+        s = self.settings
+        return s.batch_size / s.interval_seconds if s.interval_seconds > 0 else float(s.batch_size)
+
+    def eta(self, rank: int, now: float) -> float | None:
+        """Seconds until `rank` is admitted; None while admission is paused."""
+        s = self.settings
+        if s.paused:
+            return None
+        rate = self.admission_rate()
+        per_batch = s.batch_size / rate if rate > 0 else s.interval_seconds
+        batches_ahead = (rank - 1) // max(1, s.batch_size)
+        until_next = max(0.0, self.next_admission_at(now) - now)
+        return round(until_next + batches_ahead * per_batch, 1)
+
+    def next_admission_at(self, now: float) -> float:
+        if self.last_admission_at is None:
+            return now
+        return max(now, self.last_admission_at + self.settings.interval_seconds)
+
+    def capacity(self, leaving: int = 0) -> int:
+        """How many may be admitted now, once `leaving` active users have left."""
+        s = self.settings
+        if s.max_active is None:
+            return s.batch_size
+        return max(0, min(s.batch_size, s.max_active - (len(self.active) - leaving)))
+
+    def next_deadline(self) -> float | None:
+        deadlines = []
+        if self.active_by_deadline:
+            deadlines.append(self.active_by_deadline[0][0])
+        if self.waiting and not self.settings.paused and self.capacity() > 0:
+            start = self.last_admission_at if self.last_admission_at is not None else 0.0
+            deadlines.append(start + self.settings.interval_seconds)
+        return min(deadlines) if deadlines else None
+
+    # -- decisions (no mutation) ---------------------------------------------------------------
+
+    def join(self, user_id: str) -> list[Event]:
+        seq = self.seq_of.get(user_id)
+        if seq is not None and self.status_of(seq) in (WAITING, PROCESSING):
+            return []
+        return [Joined(self.next_seq, user_id)]
+
+    def tick(self, now: float) -> list[Event]:
+        """Expire active windows that ran out and admit the next batch if it is due."""
+        events: list[Event] = []
+        due = tuple(seq for until, seq in self.active_by_deadline.irange(maximum=(now, 2**63)))
+        if due:
+            events.append(ActiveExpired(due))
+        start = self.last_admission_at if self.last_admission_at is not None else 0.0
+        if (
+            self.waiting
+            and not self.settings.paused
+            and now >= start + self.settings.interval_seconds
+        ):
+            count = min(self.capacity(leaving=len(due)), len(self.waiting))
+            if count > 0:
+                seqs = tuple(self.waiting[:count])
+                events.append(Admitted(seqs, now, now + self.settings.active_ttl_seconds))
+        return events
+
+    def complete(self, seq: int) -> list[Event]:
+        return [TokenCompleted(seq)] if seq in self.active else []
+
+    def configure(self, **changes: Any) -> list[Event]:
+        """Events of a live reconfiguration; unknown or invalid settings are refused."""
+        merged = dataclasses.asdict(self.settings)
+        unknown = set(changes) - set(merged)
+        if unknown:
+            raise Refused(VALIDATION_ERROR, f"unknown settings: {', '.join(sorted(unknown))}")
+        merged.update(changes)
+        settings = RoomSettings(**merged)
+        if settings.batch_size < 1 or settings.interval_seconds <= 0:
+            raise Refused(VALIDATION_ERROR, "batch size and interval must be positive")
+        if settings.active_ttl_seconds <= 0:
+            raise Refused(VALIDATION_ERROR, "the active window must be positive")
+        if settings.max_active is not None and settings.max_active < 1:
+            raise Refused(VALIDATION_ERROR, "maxActive must be positive or unset")
+        return [RoomConfigured(**merged)]
+
+    # -- the only mutator --------------------------------------------------------------------
+
+    def apply(self, event: Event) -> None:
+        match event:
+            case Joined(seq=seq, user_id=user):
+                self.user_of[seq] = user
+                self.seq_of[user] = seq
+                self.waiting.add(seq)
+                self.next_seq = seq + 1
+            case Admitted(seqs=seqs, at=at, active_until=until):
+                for seq in seqs:
+                    self.waiting.remove(seq)
+                    self.active[seq] = until
+                    self.active_by_deadline.add((until, seq))
+                self.last_admission_at = at
+                self.admitted_total += len(seqs)
+                self._recent.append((at, len(seqs)))
+            case ActiveExpired(seqs=seqs):
+                for seq in seqs:
+                    self._deactivate(seq)
+                self.expired_total += len(seqs)
+            case TokenCompleted(seq=seq):
+                self._deactivate(seq)
+                self.completed.add(seq)
+                self.completed_total += 1
+            case RoomConfigured():
+                self.settings = RoomSettings(
+                    event.batch_size,
+                    event.interval_seconds,
+                    event.max_active,
+                    event.active_ttl_seconds,
+                    event.paused,
+                )
+            case RoomOpened(secret=secret):
+                self.secret = bytes.fromhex(secret)
+            case _:
+                raise TypeError(f"a waiting room cannot apply {event!r}")
+
+    def _deactivate(self, seq: int) -> None:
+        until = self.active.pop(seq, None)
+        if until is not None:
+            self.active_by_deadline.discard((until, seq))
+
+    # -- snapshots and stats -----------------------------------------------------------------
+
+    def to_snapshot(self) -> dict[str, Any]:
+        s = self.settings
+        return {
+            "secret": self.secret.hex(),
+            "next_seq": self.next_seq,
+            "settings": [
+                s.batch_size,
+                s.interval_seconds,
+                s.max_active,
+                s.active_ttl_seconds,
+                s.paused,
+            ],
+            "seqs": list(self.user_of.keys()),
+            "users": list(self.user_of.values()),
+            "waiting": list(self.waiting),
+            "active": [[seq, until] for seq, until in self.active.items()],
+            "completed": sorted(self.completed),
+            "last_admission_at": self.last_admission_at,
+            "totals": [self.admitted_total, self.expired_total, self.completed_total],
+            "recent": [list(item) for item in self._recent],
+        }
+
+    def load_snapshot(self, data: dict[str, Any]) -> None:
+        self.secret = bytes.fromhex(data["secret"])
+        self.next_seq = data["next_seq"]
+        self.settings = RoomSettings(*data["settings"])
+        self.user_of = dict(zip(data["seqs"], data["users"], strict=True))
+        self.seq_of = {user: seq for seq, user in self.user_of.items()}
+        self.waiting = SortedList(data["waiting"])
+        self.active = {seq: until for seq, until in data["active"]}
+        self.active_by_deadline = SortedList((until, seq) for seq, until in self.active.items())
+        self.completed = set(data["completed"])
+        self.last_admission_at = data["last_admission_at"]
+        self.admitted_total, self.expired_total, self.completed_total = data["totals"]
+        self._recent = deque(((at, n) for at, n in data["recent"]), maxlen=RATE_WINDOW)
+
+    def summary(self) -> dict[str, Any]:
+        s = self.settings
+        return {
+            "waiting": len(self.waiting),
+            "active": len(self.active),
+            "admitted": self.admitted_total,
+            "expired": self.expired_total,
+            "completed": self.completed_total,
+            "paused": s.paused,
+            "batchSize": s.batch_size,
+            "intervalSeconds": s.interval_seconds,
+            "maxActive": s.max_active,
+            "activeTtlSeconds": s.active_ttl_seconds,
+            "admissionRate": round(self.admission_rate(), 3),
+            "lastAdmissionAt": self.last_admission_at,
+        }

@@ -1,0 +1,115 @@
+"""Balances of the users of one wallet shard: charges and debits, idempotent by key.
+
+A balance never goes negative; a charge is a positive integer of at most `MAX_CHARGE`; a
+balance never exceeds `MAX_BALANCE`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from engine.errors import INSUFFICIENT_BALANCE, VALIDATION_ERROR, Refused
+from engine.events import Event, register
+
+MAX_CHARGE = 10**9
+MAX_BALANCE = 10**12
+
+
+@register
+@dataclass(frozen=True, slots=True)
+class Charged(Event):
+    kind: ClassVar[str] = "wallet.charged"
+    user_id: str
+    amount: int
+    key: str | None
+
+
+@register
+@dataclass(frozen=True, slots=True)
+class Debited(Event):
+    kind: ClassVar[str] = "wallet.debited"
+    user_id: str
+    amount: int
+    payment_id: str
+
+
+class Wallets:
+    def __init__(self) -> None:
+        self.balances: dict[str, int] = {}
+        self.charges: dict[tuple[str, str], tuple[int, int]] = {}  # (user, key) -> amount, after
+        self.debits: dict[str, tuple[str, int]] = {}  # payment id -> user, amount
+        self.charged_total = 0
+        self.debited_total = 0
+
+    def balance(self, user_id: str) -> int:
+        return self.balances.get(user_id, 0)
+
+    def charge(self, user_id: str, amount: int, key: str | None) -> tuple[list[Event], int]:
+        """Events of a charge and the balance to report once they are applied."""
+        if key is not None and (user_id, key) in self.charges:
+            earlier_amount, balance_after = self.charges[(user_id, key)]
+            if earlier_amount != amount:
+                raise Refused(
+                    VALIDATION_ERROR,
+                    "this Idempotency-Key was used for a different amount",
+                )
+            return [], balance_after
+        if isinstance(amount, bool) or not isinstance(amount, int) or not 1 <= amount <= MAX_CHARGE:
+            raise Refused(VALIDATION_ERROR, f"amount must be an integer from 1 to {MAX_CHARGE}")
+        after = self.balance(user_id) + amount
+        if after > MAX_BALANCE:
+            raise Refused(VALIDATION_ERROR, f"a balance cannot exceed {MAX_BALANCE}")
+        return [Charged(user_id, amount, key)], after
+
+    def debit(self, user_id: str, amount: int, payment_id: str) -> list[Event]:
+        if payment_id in self.debits:
+            return []
+        if amount < 0:
+            raise Refused(VALIDATION_ERROR, "a debit cannot be negative")
+        if self.balance(user_id) < amount:
+            raise Refused(
+                INSUFFICIENT_BALANCE,
+                f"balance {self.balance(user_id)} is less than the {amount} due",
+            )
+        return [Debited(user_id, amount, payment_id)]
+
+    def apply(self, event: Event) -> None:
+        match event:
+            case Charged(user_id=user, amount=amount, key=key):
+                after = self.balance(user) + amount
+                self.balances[user] = after
+                if key is not None:
+                    self.charges[(user, key)] = (amount, after)
+                self.charged_total += amount
+            case Debited(user_id=user, amount=amount, payment_id=pid):
+                self.balances[user] = self.balance(user) - amount
+                self.debits[pid] = (user, amount)
+                self.debited_total += amount
+            case _:
+                raise TypeError(f"a wallet cannot apply {event!r}")
+
+    def next_deadline(self) -> float | None:
+        return None
+
+    def to_snapshot(self) -> dict[str, Any]:
+        return {
+            "balances": self.balances,
+            "charges": [[u, k, a, b] for (u, k), (a, b) in self.charges.items()],
+            "debits": [[pid, u, a] for pid, (u, a) in self.debits.items()],
+            "totals": [self.charged_total, self.debited_total],
+        }
+
+    def load_snapshot(self, data: dict[str, Any]) -> None:
+        self.balances = dict(data["balances"])
+        self.charges = {(u, k): (a, b) for u, k, a, b in data["charges"]}
+        self.debits = {pid: (u, a) for pid, u, a in data["debits"]}
+        self.charged_total, self.debited_total = data["totals"]
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "users": len(self.balances),
+            "charged": self.charged_total,
+            "debited": self.debited_total,
+            "held": sum(self.balances.values()),
+        }

@@ -1,0 +1,186 @@
+"""The journal port: how actors make their events durable, and an in-memory implementation.
+
+An actor appends the events of each turn and gets a `CommitTicket`. The actor does not wait for
+it (pipelining); the caller whose reply depends on those events does. Tickets of one journal
+resolve in append order, so waiting for an actor's latest ticket covers every earlier turn.
+
+A failed commit fails its tickets and every later ticket of the same actors, and reports the
+actor keys to the failure listener; those keys stay *poisoned* (appends fail at once) until the
+actor has rebuilt itself from what is durable and calls `reopen`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import anyio
+
+from engine.errors import JournalFailed
+from engine.events import Event
+
+
+@dataclass(frozen=True, slots=True)
+class JournalRecord:
+    actor_key: str
+    actor_seq: int
+    event: Event
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    actor_key: str
+    actor_seq: int
+    state: dict[str, Any]
+
+
+@dataclass(slots=True)
+class ActorHistory:
+    """What recovery needs for one actor: its latest snapshot and the events after it."""
+
+    snapshot: Snapshot | None = None
+    records: list[JournalRecord] = field(default_factory=list)
+
+    @property
+    def last_seq(self) -> int:
+        if self.records:
+            return self.records[-1].actor_seq
+        return self.snapshot.actor_seq if self.snapshot else 0
+
+
+class CommitTicket:
+    """Resolves once the appended events are durable, or fails with `JournalFailed`."""
+
+    __slots__ = ("_callbacks", "_error", "_event", "done")
+
+    def __init__(self) -> None:
+        self.done = False
+        self._error: JournalFailed | None = None
+        self._event: anyio.Event | None = None
+        self._callbacks: list[Callable[[], None]] | None = None
+
+    @classmethod
+    def committed(cls) -> CommitTicket:
+        ticket = cls()
+        ticket.done = True
+        return ticket
+
+    @property
+    def failed(self) -> bool:
+        return self._error is not None
+
+    def resolve(self) -> None:
+        self._finish(None)
+
+    def fail(self, error: JournalFailed) -> None:
+        self._finish(error)
+
+    def _finish(self, error: JournalFailed | None) -> None:
+        if self.done:
+            return
+        self.done = True
+        self._error = error
+        if self._event is not None:
+            self._event.set()
+        if error is None and self._callbacks:
+            for callback in self._callbacks:
+                callback()
+        self._callbacks = None
+
+    def on_commit(self, callback: Callable[[], None]) -> None:
+        """Run `callback` once the events are durable (now if they already are)."""
+        if self.done:
+            if self._error is None:
+                callback()
+            return
+        if self._callbacks is None:
+            self._callbacks = []
+        self._callbacks.append(callback)
+
+    async def wait(self) -> None:
+        if not self.done:
+            if self._event is None:
+                self._event = anyio.Event()
+            await self._event.wait()
+        if self._error is not None:
+            raise self._error
+
+
+FailureListener = Callable[[set[str]], None]
+
+
+class Journal(Protocol):
+    def append(self, records: Sequence[JournalRecord]) -> CommitTicket:
+        """Queue records for durable storage; never blocks. Records of one call commit together."""
+        ...
+
+    def save_snapshot(self, snapshot: Snapshot) -> None:
+        """Store a snapshot after the records it covers; a lost snapshot only slows recovery."""
+        ...
+
+    def on_failure(self, listener: FailureListener) -> None:
+        """Register who is told which actor keys a failed commit poisoned."""
+        ...
+
+    def reopen(self, actor_key: str) -> None:
+        """The actor has rebuilt from durable history: accept its appends again."""
+        ...
+
+    async def load(self, actor_keys: Iterable[str] | None = None) -> dict[str, ActorHistory]:
+        """Durable history per actor key (every key when `actor_keys` is None)."""
+        ...
+
+
+class MemoryJournal:
+    """A journal that keeps everything in memory and commits at once: for tests and benchmarks.
+
+    `fail_next(n)` makes the next `n` appends fail, to exercise the failure path.
+    """
+
+    def __init__(self) -> None:
+        self.records: list[JournalRecord] = []
+        self.snapshots: dict[str, Snapshot] = {}
+        self._listeners: list[FailureListener] = []
+        self._poisoned: set[str] = set()
+        self._failures_due = 0
+
+    def fail_next(self, count: int = 1) -> None:
+        self._failures_due += count
+
+    def append(self, records: Sequence[JournalRecord]) -> CommitTicket:
+        keys = {record.actor_key for record in records}
+        if self._failures_due > 0 or keys & self._poisoned:
+            if self._failures_due > 0:
+                self._failures_due -= 1
+            ticket = CommitTicket()
+            ticket.fail(JournalFailed("the journal could not commit"))
+            self._poisoned |= keys
+            for listener in self._listeners:
+                listener(keys)
+            return ticket
+        self.records.extend(records)
+        return CommitTicket.committed()
+
+    def save_snapshot(self, snapshot: Snapshot) -> None:
+        self.snapshots[snapshot.actor_key] = snapshot
+
+    def on_failure(self, listener: FailureListener) -> None:
+        self._listeners.append(listener)
+
+    def reopen(self, actor_key: str) -> None:
+        self._poisoned.discard(actor_key)
+
+    async def load(self, actor_keys: Iterable[str] | None = None) -> dict[str, ActorHistory]:
+        wanted = None if actor_keys is None else set(actor_keys)
+        histories: dict[str, ActorHistory] = {}
+        for key, snapshot in self.snapshots.items():
+            if wanted is None or key in wanted:
+                histories[key] = ActorHistory(snapshot=snapshot)
+        for record in self.records:
+            if wanted is not None and record.actor_key not in wanted:
+                continue
+            history = histories.setdefault(record.actor_key, ActorHistory())
+            if history.snapshot is None or record.actor_seq > history.snapshot.actor_seq:
+                history.records.append(record)
+        return histories
