@@ -1,0 +1,82 @@
+"""Connecting to the database and keeping its schema current.
+
+SQLite (the default, a file in the working directory) runs in WAL mode with `synchronous=FULL`
+so a commit is on disk when it returns. PostgreSQL is reached through psycopg 3; a plain
+`postgresql://` URL is mapped to it.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlmodel import Session, SQLModel, select
+
+from persistence.tables import SCHEMA_VERSION, SchemaVersion
+
+
+class SchemaTooNew(RuntimeError):
+    """The database was written by a newer version of the service: refuse to touch it."""
+
+
+def normalize_url(url: str) -> str:
+    """Map `postgresql://` and `postgres://` to the psycopg 3 driver we ship."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def connect(url: str) -> Engine:
+    """An engine for `url`, with SQLite's durability settings applied to every connection."""
+    parsed = make_url(normalize_url(url))
+    if parsed.get_backend_name() == "sqlite":
+        engine = create_engine(
+            parsed,
+            # The journal writer works from anyio worker threads, one at a time.
+            connect_args={"check_same_thread": False, "timeout": 30},
+            pool_size=4,
+        )
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    if parsed.get_backend_name() == "postgresql":
+        return create_engine(parsed, pool_pre_ping=True, pool_size=4)
+    raise ValueError(f"unsupported database URL {url!r}: use sqlite:/// or postgresql://")
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def is_sqlite(engine: Engine) -> bool:
+    return engine.dialect.name == "sqlite"
+
+
+def ensure_schema(engine: Engine) -> int:
+    """Create missing tables, record the schema version, and migrate an older one."""
+    SQLModel.metadata.create_all(engine)
+    with Session(engine) as session:
+        found = session.exec(select(SchemaVersion.version)).all()
+        current = max(found, default=0)
+        if current > SCHEMA_VERSION:
+            raise SchemaTooNew(
+                f"the database has schema version {current}; this build knows {SCHEMA_VERSION}"
+            )
+        for version in range(current + 1, SCHEMA_VERSION + 1):
+            migrate(session, version)
+            session.add(SchemaVersion(version=version, applied_at=datetime.now(UTC)))
+        session.commit()
+    return SCHEMA_VERSION
+
+
+def migrate(session: Session, version: int) -> None:
+    """Bring the schema to `version`. Version 1 is what `create_all` builds: nothing to do."""
+    if version == 1:
+        return
+    raise AssertionError(f"no migration to schema version {version}")

@@ -1,0 +1,70 @@
+"""The SQLModel tables: the journal, snapshots, the catalog and the schema version.
+
+`journal_event` is append-only: `seq` is the global order of commits, `(actor_key, actor_seq)` is
+unique and indexed, which is how recovery reads one actor's tail after its snapshot. `snapshot`
+keeps only the latest state of each actor (older ones are deleted in the same transaction).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, Column, Integer, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+# Bump this and add a step to `database.migrate` when a table changes shape.
+SCHEMA_VERSION = 1
+
+# BIGINT on PostgreSQL; on SQLite the key must be spelled INTEGER to alias the rowid.
+_BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class JournalEvent(SQLModel, table=True):
+    __tablename__ = "journal_event"
+    __table_args__ = (UniqueConstraint("actor_key", "actor_seq", name="uq_journal_actor_seq"),)
+
+    seq: int | None = Field(
+        default=None, sa_column=Column(_BigId, primary_key=True, autoincrement=True)
+    )
+    actor_key: str = Field(max_length=200)
+    actor_seq: int = Field(sa_column=Column(BigInteger, nullable=False))
+    kind: str = Field(max_length=100)
+    payload: str = Field(sa_column=Column(Text, nullable=False))  # JSON object
+    recorded_at: datetime
+
+
+class SnapshotRow(SQLModel, table=True):
+    __tablename__ = "snapshot"
+
+    actor_key: str = Field(primary_key=True, max_length=200)
+    actor_seq: int = Field(sa_column=Column(BigInteger, nullable=False))
+    state: str = Field(sa_column=Column(Text, nullable=False))  # JSON object
+    recorded_at: datetime
+
+
+class ConcertRow(SQLModel, table=True):
+    __tablename__ = "concert"
+
+    concert_id: str = Field(primary_key=True, max_length=64)
+    title: str
+    venue: str = ""
+
+
+class ConcertDateRow(SQLModel, table=True):
+    __tablename__ = "concert_date"
+
+    concert_id: str = Field(primary_key=True, foreign_key="concert.concert_id", max_length=64)
+    date: str = Field(primary_key=True, max_length=10)  # ISO yyyy-mm-dd, as the engine keys it
+    seats: int
+    price: int
+
+
+class SchemaVersion(SQLModel, table=True):
+    __tablename__ = "schema_version"
+
+    version: int = Field(primary_key=True)
+    applied_at: datetime
+
+
+journal_table = JournalEvent.__table__  # type: ignore[attr-defined]
+snapshot_table = SnapshotRow.__table__  # type: ignore[attr-defined]
