@@ -50,6 +50,9 @@ S = TypeVar("S", bound=DomainState)
 EventListener = Callable[[str, Sequence[Event]], None]
 
 
+_REBUILD = object()  # a no-op command that lets a poisoned actor rebuild at once
+
+
 @dataclass(frozen=True, slots=True)
 class ExpireDue:
     """Sent by an actor's own timer: expire whatever is due at `now`."""
@@ -130,7 +133,7 @@ class Actor(ABC, Generic[S]):
         self._overloaded = 0
         self._rebuilds = 0
         self._latencies: deque[float] = deque(maxlen=2048)
-        self.stopped = False
+        self._stopped = anyio.Event()
 
     # -- what a concrete actor provides -------------------------------------------------------
 
@@ -205,17 +208,26 @@ class Actor(ABC, Generic[S]):
                         await self._turn(command, pending)
                 tg.cancel_scope.cancel()
         finally:
-            self.stopped = True
+            self._stopped.set()
 
     def close(self) -> None:
         """Stop taking commands; `run` returns once those already queued have run."""
         self._send.close()
+
+    @property
+    def stopped(self) -> bool:
+        return self._stopped.is_set()
+
+    async def wait_stopped(self) -> None:
+        await self._stopped.wait()
 
     async def _turn(self, command: Any, pending: _Pending | None) -> None:
         started = time.perf_counter()
         try:
             if isinstance(command, ExpireDue):
                 value = self.on_expire_due(command.now)
+            elif command is _REBUILD:
+                value = None
             else:
                 value = await self.handle(command)
         except EngineError as error:
@@ -290,6 +302,9 @@ class Actor(ABC, Generic[S]):
     def poison(self) -> None:
         """A commit of ours failed: rebuild from the journal before the next turn."""
         self._poisoned = True
+        # Wake the loop so the read view stops showing what never became durable.
+        with contextlib.suppress(anyio.WouldBlock, anyio.ClosedResourceError):
+            self._send.send_nowait((_REBUILD, None))
 
     async def _rebuild(self) -> None:
         delay = 0.05

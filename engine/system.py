@@ -109,11 +109,9 @@ class EngineSystem:
         for group in (checkouts, others):
             for actor in group:
                 actor.close()
-            await anyio.sleep(0)
             for actor in group:
-                with anyio.move_on_after(10):
-                    while not actor.stopped:
-                        await anyio.sleep(0.01)
+                if self._task_group is not None:  # never started: nothing to wait for
+                    await actor.wait_stopped()
 
     async def _recover(self) -> None:
         histories = await self.journal.load()

@@ -131,22 +131,24 @@ class CheckoutActor(Actor[Payments]):
         groups = self._group_by_date(rids)
         pid = f"pay_{secrets.token_hex(8)}"
         self.emit([CheckoutStarted(pid, user, tuple(dict.fromkeys(rids)), key)])
-        locked: list[tuple[ConcertDateActor, Locked]] = []
+        attempted: list[ConcertDateActor] = []
         try:
+            amount = 0
             for actor, group in groups:
-                locked.append((actor, await actor.ask(Lock(user, group, pid))))
-            amount = sum(lock.amount for _, lock in locked)
+                attempted.append(actor)  # a failed lock may still have locked in memory
+                locked: Locked = await actor.ask(Lock(user, group, pid))
+                amount += locked.amount
             balance: int = await self.directory.wallet_actor(user).ask(Debit(user, amount, pid))
         except BaseException as error:
             with anyio.CancelScope(shield=True):
-                for actor, _ in locked:
+                for actor in attempted:
                     await _insist(actor.ask, Unlock(pid))
                 code = error.code if isinstance(error, EngineError) else "INTERNAL"
                 self.emit([CheckoutFailed(pid, code)])
             raise
         # The money is taken and durable: from here on the payment can only complete.
         with anyio.CancelScope(shield=True):
-            await self._complete(pid, user, [actor for actor, _ in locked], amount, balance)
+            await self._complete(pid, user, attempted, amount, balance)
         return self._result(self.state.payments[pid])
 
     async def _complete(

@@ -69,7 +69,7 @@ class WaitingRoomActor(Actor[WaitingRoom]):
                     self.emit([RoomOpened(secrets.token_hex(32))])
                 return None
             case Join(user_id=user):
-                self.emit(self.state.join(user))
+                self.emit(self.state.join(user, self.clock.now()))
                 return self.state.view(self.state.seq_of[user], self.clock.now())
             case Complete(user_id=user):
                 current = self.state.current_seq(user)

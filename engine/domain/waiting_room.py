@@ -43,6 +43,7 @@ class Joined(Event):
     kind: ClassVar[str] = "room.joined"
     seq: int
     user_id: str
+    at: float
 
 
 @register
@@ -110,6 +111,7 @@ class WaitingRoom:
         self.active_by_deadline: SortedList[tuple[float, int]] = SortedList()
         self.completed: set[int] = set()
         self.last_admission_at: float | None = None
+        self.waiting_since: float | None = None  # when the queue last went from empty to not
         self.admitted_total = 0
         self.expired_total = 0
         self.completed_total = 0
@@ -184,10 +186,21 @@ class WaitingRoom:
         until_next = max(0.0, self.next_admission_at(now) - now)
         return round(until_next + batches_ahead * per_batch, 1)
 
+    def admission_due(self) -> float | None:
+        """When the next batch is admitted: one interval after the last batch, and never
+        sooner than one interval after the queue stopped being empty (so a batch gathers
+        everyone who arrived in the meantime, also after a quiet spell)."""
+        if not self.waiting or self.waiting_since is None:
+            return None
+        interval = self.settings.interval_seconds
+        due = self.waiting_since + interval
+        if self.last_admission_at is not None:
+            due = max(due, self.last_admission_at + interval)
+        return due
+
     def next_admission_at(self, now: float) -> float:
-        if self.last_admission_at is None:
-            return now
-        return max(now, self.last_admission_at + self.settings.interval_seconds)
+        due = self.admission_due()
+        return now + self.settings.interval_seconds if due is None else max(now, due)
 
     def capacity(self, leaving: int = 0) -> int:
         """How many may be admitted now, once `leaving` active users have left."""
@@ -200,18 +213,18 @@ class WaitingRoom:
         deadlines = []
         if self.active_by_deadline:
             deadlines.append(self.active_by_deadline[0][0])
-        if self.waiting and not self.settings.paused and self.capacity() > 0:
-            start = self.last_admission_at if self.last_admission_at is not None else 0.0
-            deadlines.append(start + self.settings.interval_seconds)
+        due = self.admission_due()
+        if due is not None and not self.settings.paused and self.capacity() > 0:
+            deadlines.append(due)
         return min(deadlines) if deadlines else None
 
     # -- decisions (no mutation) ---------------------------------------------------------------
 
-    def join(self, user_id: str) -> list[Event]:
+    def join(self, user_id: str, now: float) -> list[Event]:
         seq = self.seq_of.get(user_id)
         if seq is not None and self.status_of(seq) in (WAITING, PROCESSING):
             return []
-        return [Joined(self.next_seq, user_id)]
+        return [Joined(self.next_seq, user_id, now)]
 
     def tick(self, now: float) -> list[Event]:
         """Expire active windows that ran out and admit the next batch if it is due."""
@@ -254,7 +267,9 @@ class WaitingRoom:
 
     def apply(self, event: Event) -> None:
         match event:
-            case Joined(seq=seq, user_id=user):
+            case Joined(seq=seq, user_id=user, at=at):
+                if not self.waiting:
+                    self.waiting_since = at
                 self.user_of[seq] = user
                 self.seq_of[user] = seq
                 self.waiting.add(seq)
@@ -313,6 +328,7 @@ class WaitingRoom:
             "active": [[seq, until] for seq, until in self.active.items()],
             "completed": sorted(self.completed),
             "last_admission_at": self.last_admission_at,
+            "waiting_since": self.waiting_since,
             "totals": [self.admitted_total, self.expired_total, self.completed_total],
             "recent": [list(item) for item in self._recent],
         }
@@ -328,6 +344,7 @@ class WaitingRoom:
         self.active_by_deadline = SortedList((until, seq) for seq, until in self.active.items())
         self.completed = set(data["completed"])
         self.last_admission_at = data["last_admission_at"]
+        self.waiting_since = data["waiting_since"]
         self.admitted_total, self.expired_total, self.completed_total = data["totals"]
         self._recent = deque(((at, n) for at, n in data["recent"]), maxlen=RATE_WINDOW)
 

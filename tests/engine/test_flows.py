@@ -5,9 +5,11 @@ from __future__ import annotations
 import pytest
 
 from engine.clock import ManualClock
-from engine.errors import Refused
+from engine.config import EngineConfig
+from engine.errors import EngineError, Refused
+from engine.journal import MemoryJournal
 from engine.system import EngineSystem
-from tests.engine.conftest import CONCERT, DATE, PRICE, admitted
+from tests.engine.conftest import CONCERT, DATE, OTHER_DATE, PRICE, admitted, catalog
 
 pytestmark = pytest.mark.anyio
 
@@ -45,3 +47,241 @@ async def test_second_hold_on_same_seat_is_refused(
     with pytest.raises(Refused) as refused:
         await system.hold("bob", CONCERT, DATE, 3)
     assert refused.value.code == "SEAT_TAKEN"
+
+
+async def test_rank_moves_up_after_each_admission(
+    journal: MemoryJournal, clock: ManualClock
+) -> None:
+    config = EngineConfig(
+        admit_batch=2, admit_interval_seconds=10, wallet_shards=1, checkout_shards=1
+    )
+    engine = EngineSystem(journal, config=config, clock=clock, catalog=catalog())
+    async with engine.running():
+        tokens = [(await engine.join(f"u{i}")).token for i in range(5)]
+        await clock.advance(10)  # the first admission is due at once, the next 10 s later
+        ranks = [view.rank for view in map(engine.lookup_token, tokens) if view]
+        assert ranks == [None, None, 1, 2, 3]
+        await clock.advance(10)
+        statuses = [view.status for view in map(engine.lookup_token, tokens) if view]
+        assert statuses == ["PROCESSING"] * 4 + ["WAITING"]
+        last = engine.lookup_token(tokens[4])
+        assert last is not None and last.rank == 1 and last.eta_seconds == 10.0
+
+
+async def test_gate_reads_waiting_processing_expired_and_forged_tokens(
+    system: EngineSystem, clock: ManualClock
+) -> None:
+    ann = await system.join("ann")
+    assert status(system, ann.token) == "WAITING"
+    await clock.advance(10)
+    assert status(system, ann.token) == "PROCESSING"
+    await clock.advance(600)  # ACTIVE_TTL
+    assert status(system, ann.token) == "EXPIRED"
+    assert system.lookup_token(ann.token[:-2] + "xx") is None
+    assert system.lookup_token("not-a-token") is None
+
+
+async def test_active_window_expires_exactly_at_its_ttl(
+    system: EngineSystem, clock: ManualClock
+) -> None:
+    ann = await system.join("ann")
+    await clock.advance(10)
+    view = system.lookup_token(ann.token)
+    assert view is not None and view.active_until == clock.now() + 600
+    await clock.advance(599.999)
+    assert status(system, ann.token) == "PROCESSING"
+    await clock.advance(0.001)
+    assert status(system, ann.token) == "EXPIRED"
+
+
+async def test_rejoining_after_completion_gets_a_new_token_at_the_back(
+    system: EngineSystem, clock: ManualClock
+) -> None:
+    await admitted(system, clock, "ann")
+    first = await system.join("ann")
+    await system.charge("ann", PRICE)
+    hold = await system.hold("ann", CONCERT, DATE, 1)
+    await system.pay("ann", [hold.reservation_id])
+    await system.join("bob")
+    again = await system.join("ann")
+    assert again.token != first.token
+    assert (again.status, again.rank) == ("WAITING", 2)
+    assert status(system, first.token) == "COMPLETED"
+
+
+async def test_hold_expires_exactly_at_the_deadline_on_the_actor_timer(
+    system: EngineSystem, clock: ManualClock
+) -> None:
+    seen: list[str] = []
+    system.subscribe(lambda key, events: seen.extend(e.kind for e in events))
+    await admitted(system, clock, "ann", "bob")
+    hold = await system.hold("ann", CONCERT, DATE, 5)
+    assert hold.expires_at == clock.now() + 300
+    await clock.advance(299.999)
+    assert seat_status(system, 5) == "HELD"
+    await clock.advance(0.001)
+    assert seat_status(system, 5) == "AVAILABLE"
+    assert "seat.expired" in seen
+    assert (await system.hold("bob", CONCERT, DATE, 5)).user_id == "bob"
+
+
+async def test_payment_on_an_expired_hold_takes_no_money(
+    system: EngineSystem, clock: ManualClock
+) -> None:
+    await admitted(system, clock, "ann")
+    await system.charge("ann", 1_000)
+    hold = await system.hold("ann", CONCERT, DATE, 5)
+    await clock.advance(300)
+    with pytest.raises(Refused) as refused:
+        await system.pay("ann", [hold.reservation_id])
+    assert refused.value.code == "HOLD_EXPIRED"
+    assert system.balance("ann") == 1_000
+    assert seat_status(system, 5) == "AVAILABLE"
+
+
+async def test_insufficient_balance_puts_the_holds_back(
+    system: EngineSystem, clock: ManualClock
+) -> None:
+    await admitted(system, clock, "ann")
+    await system.charge("ann", PRICE)
+    first = await system.hold("ann", CONCERT, DATE, 1)
+    second = await system.hold("ann", CONCERT, OTHER_DATE, 2)
+    with pytest.raises(Refused) as refused:
+        await system.pay("ann", [first.reservation_id, second.reservation_id])
+    assert refused.value.code == "INSUFFICIENT_BALANCE"
+    assert system.balance("ann") == PRICE
+    assert seat_status(system, 1) == "HELD"
+    assert [r.status for r in system.reservations_of("ann")] == ["HELD", "HELD"]
+    await system.charge("ann", PRICE)
+    paid = await system.pay("ann", [first.reservation_id, second.reservation_id])
+    assert paid.amount == 2 * PRICE and system.balance("ann") == 0
+
+
+async def test_payment_with_the_same_key_is_made_once(
+    system: EngineSystem, clock: ManualClock
+) -> None:
+    await admitted(system, clock, "ann")
+    await system.charge("ann", 1_000)
+    hold = await system.hold("ann", CONCERT, DATE, 1)
+    first = await system.pay("ann", [hold.reservation_id], "key-1")
+    again = await system.pay("ann", [hold.reservation_id], "key-1")
+    assert again == first
+    assert system.balance("ann") == 1_000 - PRICE
+
+
+async def test_someone_elses_reservation_cannot_be_released_or_paid(
+    system: EngineSystem, clock: ManualClock
+) -> None:
+    await admitted(system, clock, "ann", "bob")
+    await system.charge("bob", 1_000)
+    hold = await system.hold("ann", CONCERT, DATE, 1)
+    for attempt in (
+        system.release("bob", hold.reservation_id),
+        system.pay("bob", [hold.reservation_id]),
+    ):
+        with pytest.raises(Refused) as refused:
+            await attempt
+        assert refused.value.code == "NOT_OWNER"
+    assert system.balance("bob") == 1_000
+
+
+async def test_unknown_reservations_and_dates_are_not_found(
+    system: EngineSystem, clock: ManualClock
+) -> None:
+    await admitted(system, clock, "ann")
+    for attempt in (
+        system.hold("ann", CONCERT, "2030-01-01", 1),
+        system.release("ann", "nonsense"),
+        system.pay("ann", ["aurora.2030-01-01.1.1"]),
+    ):
+        with pytest.raises(Refused) as refused:
+            await attempt
+        assert refused.value.code == "NOT_FOUND"
+
+
+async def test_failed_commit_during_payment_takes_no_money(
+    system: EngineSystem, journal: MemoryJournal, clock: ManualClock
+) -> None:
+    await admitted(system, clock, "ann")
+    await system.charge("ann", 1_000)
+    hold = await system.hold("ann", CONCERT, DATE, 1)
+    journal.fail_next(2)  # the checkout start and the lock
+    with pytest.raises(EngineError):
+        await system.pay("ann", [hold.reservation_id])
+    await clock.advance(0)
+    assert system.balance("ann") == 1_000
+    assert seat_status(system, 1) == "HELD"
+    paid = await system.pay("ann", [hold.reservation_id])
+    assert paid.balance == 1_000 - PRICE
+
+
+async def test_checkout_interrupted_after_the_debit_completes_at_recovery(
+    journal: MemoryJournal, clock: ManualClock, config: EngineConfig
+) -> None:
+    engine = EngineSystem(journal, config=config, clock=clock, catalog=catalog())
+    async with engine.running():
+        await admitted(engine, clock, "ann")
+        await engine.charge("ann", 1_000)
+        hold = await engine.hold("ann", CONCERT, DATE, 1)
+        result = await engine.pay("ann", [hold.reservation_id])
+    # Cut the journal right after the debit, as a crash there would leave it.
+    debit = next(i for i, r in enumerate(journal.records) if r.event.kind == "wallet.debited")
+    del journal.records[debit + 1 :]
+    journal.snapshots.clear()
+    revived = EngineSystem(journal, config=config, clock=clock, catalog=catalog())
+    async with revived.running():
+        assert seat_status(revived, 1) == "SOLD"
+        assert revived.balance("ann") == 1_000 - PRICE
+        token = await revived.join("ann")
+        assert token.status == "WAITING"  # the old token was completed; this is a new one
+        checkout = revived.checkout_actor("ann").state.payments[result.payment_id]
+        assert checkout.status == "COMPLETED"
+
+
+async def test_checkout_interrupted_before_the_debit_is_cancelled_at_recovery(
+    journal: MemoryJournal, clock: ManualClock, config: EngineConfig
+) -> None:
+    engine = EngineSystem(journal, config=config, clock=clock, catalog=catalog())
+    async with engine.running():
+        await admitted(engine, clock, "ann")
+        await engine.charge("ann", 1_000)
+        hold = await engine.hold("ann", CONCERT, DATE, 1)
+        await engine.pay("ann", [hold.reservation_id])
+    locked = next(i for i, r in enumerate(journal.records) if r.event.kind == "seats.locked")
+    del journal.records[locked + 1 :]
+    journal.snapshots.clear()
+    revived = EngineSystem(journal, config=config, clock=clock, catalog=catalog())
+    async with revived.running():
+        assert seat_status(revived, 1) == "HELD"
+        assert revived.balance("ann") == 1_000
+        token = await revived.join("ann")
+        assert token.status == "PROCESSING"
+
+
+async def test_restart_replays_the_journal_into_the_same_state(
+    journal: MemoryJournal, clock: ManualClock, config: EngineConfig
+) -> None:
+    engine = EngineSystem(journal, config=config, clock=clock, catalog=catalog())
+    async with engine.running():
+        await admitted(engine, clock, "ann", "bob")
+        await engine.charge("ann", 1_000, "k")
+        await engine.hold("bob", CONCERT, DATE, 9)
+        hold = await engine.hold("ann", CONCERT, DATE, 1)
+        await engine.pay("ann", [hold.reservation_id])
+        token = (await engine.join("bob")).token
+    revived = EngineSystem(journal, config=config, clock=clock, catalog=catalog())
+    async with revived.running():
+        assert revived.balance("ann") == 1_000 - PRICE
+        assert [seat_status(revived, n) for n in (1, 9)] == ["SOLD", "HELD"]
+        assert status(revived, token) == "PROCESSING"
+
+
+def status(system: EngineSystem, token: str) -> str | None:
+    view = system.lookup_token(token)
+    return view.status if view else None
+
+
+def seat_status(system: EngineSystem, seat: int, date: str = DATE) -> str:
+    actor = system.date_actor(CONCERT, date)
+    assert actor is not None
+    return actor.state.seats[seat - 1].status

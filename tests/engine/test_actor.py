@@ -1,0 +1,259 @@
+"""The actor runtime: turns, supervision, overload, pipelining, journal failure, the timer."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import anyio
+import pytest
+
+from engine.actor import Actor
+from engine.clock import ManualClock
+from engine.errors import HandlerCrashed, JournalFailed, Overloaded, Refused
+from engine.events import Event, register
+from engine.journal import CommitTicket, JournalRecord, MemoryJournal
+
+pytestmark = pytest.mark.anyio
+
+
+@register
+@dataclass(frozen=True, slots=True)
+class Added(Event):
+    kind: ClassVar[str] = "test.added"
+    amount: int
+
+
+@register
+@dataclass(frozen=True, slots=True)
+class Rang(Event):
+    kind: ClassVar[str] = "test.rang"
+    at: float
+
+
+class Counter:
+    def __init__(self) -> None:
+        self.total = 0
+        self.alarm: float | None = None
+        self.rang: list[float] = []
+
+    def apply(self, event: Event) -> None:
+        match event:
+            case Added(amount=amount):
+                self.total += amount
+            case Rang(at=at):
+                self.rang.append(at)
+                self.alarm = None
+
+    def next_deadline(self) -> float | None:
+        return self.alarm
+
+    def to_snapshot(self) -> dict[str, Any]:
+        return {"total": self.total}
+
+    def summary(self) -> dict[str, Any]:
+        return {"total": self.total}
+
+
+class CounterActor(Actor[Counter]):
+    def initial_state(self) -> Counter:
+        return Counter()
+
+    def state_from_snapshot(self, data: dict[str, Any]) -> Counter:
+        counter = Counter()
+        counter.total = data["total"]
+        return counter
+
+    async def handle(self, command: Any) -> Any:
+        match command:
+            case ("add", amount):
+                self.emit([Added(amount)])
+                return self.state.total
+            case ("alarm", at):
+                self.state.alarm = at
+                return None
+            case "refuse":
+                raise Refused("NOPE", "refused")
+            case "crash":
+                raise ZeroDivisionError("boom")
+            case ("sleep", event):
+                await event.wait()
+                return "slept"
+        raise TypeError(command)
+
+    def on_expire_due(self, now: float) -> Any:
+        self.emit([Rang(now)])
+
+
+class GatedJournal(MemoryJournal):
+    """A journal whose commits happen only when the test releases them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.queued: list[tuple[Sequence[JournalRecord], CommitTicket]] = []
+
+    def append(self, records: Sequence[JournalRecord]) -> CommitTicket:
+        ticket = CommitTicket()
+        self.queued.append((records, ticket))
+        return ticket
+
+    def commit_all(self) -> None:
+        for records, ticket in self.queued:
+            self.records.extend(records)
+            ticket.resolve()
+        self.queued.clear()
+
+    def fail_all(self) -> None:
+        keys = {r.actor_key for records, _ in self.queued for r in records}
+        for _, ticket in self.queued:
+            ticket.fail(JournalFailed("disk on fire"))
+        self.queued.clear()
+        for listener in self._listeners:
+            listener(keys)
+
+
+def counter(journal: MemoryJournal, clock: ManualClock, mailbox: int = 16) -> CounterActor:
+    return CounterActor("counter", journal=journal, clock=clock, mailbox_size=mailbox)
+
+
+async def test_handler_that_raises_answers_that_caller_and_the_actor_keeps_serving() -> None:
+    actor = counter(MemoryJournal(), ManualClock())
+    async with anyio.create_task_group() as tg:
+        await tg.start(actor.run)
+        with pytest.raises(HandlerCrashed):
+            await actor.ask("crash")
+        with pytest.raises(Refused):
+            await actor.ask("refuse")
+        assert await actor.ask(("add", 2)) == 2
+        assert actor.stats().errors == 1
+        actor.close()
+
+
+async def test_full_mailbox_answers_overloaded_at_once() -> None:
+    actor = counter(MemoryJournal(), ManualClock(), mailbox=2)
+    gate = anyio.Event()
+    async with anyio.create_task_group() as tg:
+        await tg.start(actor.run)
+        tg.start_soon(actor.ask, ("sleep", gate))
+        await anyio.wait_all_tasks_blocked()  # the actor is busy in that turn
+        actor.tell(("add", 1))
+        actor.tell(("add", 1))
+        with pytest.raises(Overloaded) as overloaded:
+            actor.tell(("add", 1))
+        assert overloaded.value.retry_after > 0
+        assert actor.stats().mailbox_depth == 2
+        gate.set()
+        await anyio.wait_all_tasks_blocked()  # the backlog drains
+        assert await actor.ask(("add", 1)) == 3
+        actor.close()
+
+
+async def test_reply_waits_for_the_commit_while_the_actor_goes_on() -> None:
+    journal = GatedJournal()
+    actor = counter(journal, ManualClock())
+    replies: list[int] = []
+
+    async def add(n: int) -> None:
+        replies.append(await actor.ask(("add", n)))
+
+    async with anyio.create_task_group() as tg:
+        await tg.start(actor.run)
+        tg.start_soon(add, 1)
+        tg.start_soon(add, 2)
+        await anyio.wait_all_tasks_blocked()
+        assert actor.state.total == 3  # both turns ran (pipelined) ...
+        assert replies == []  # ... but neither caller heard back before the commit
+        journal.commit_all()
+        await anyio.wait_all_tasks_blocked()
+        assert sorted(replies) == [1, 3]
+        actor.close()
+
+
+async def test_a_refusal_waits_for_the_commit_of_what_it_observed() -> None:
+    journal = GatedJournal()
+    actor = counter(journal, ManualClock())
+    outcome: list[str] = []
+
+    async def refuse() -> None:
+        try:
+            await actor.ask("refuse")
+        except Refused:
+            outcome.append("refused")
+
+    async with anyio.create_task_group() as tg:
+        await tg.start(actor.run)
+        actor.tell(("add", 1))
+        tg.start_soon(refuse)
+        await anyio.wait_all_tasks_blocked()
+        assert outcome == []
+        journal.commit_all()
+        await anyio.wait_all_tasks_blocked()
+        assert outcome == ["refused"]
+        actor.close()
+
+
+async def test_failed_commit_fails_the_callers_and_the_actor_rebuilds_from_the_journal() -> None:
+    journal = GatedJournal()
+    actor = counter(journal, ManualClock())
+    journal.on_failure(lambda keys: actor.poison() if actor.key in keys else None)
+    errors: list[BaseException] = []
+
+    async def add(n: int) -> None:
+        try:
+            await actor.ask(("add", n))
+        except JournalFailed as error:
+            errors.append(error)
+
+    async with anyio.create_task_group() as tg:
+        await tg.start(actor.run)
+        tg.start_soon(add, 5)
+        await anyio.wait_all_tasks_blocked()
+        journal.commit_all()
+        await anyio.wait_all_tasks_blocked()
+        tg.start_soon(add, 100)
+        await anyio.wait_all_tasks_blocked()
+        assert actor.state.total == 105
+        journal.fail_all()
+        await anyio.wait_all_tasks_blocked()
+        assert len(errors) == 1  # never a false success
+        tg.start_soon(add, 1)
+        await anyio.wait_all_tasks_blocked()
+        journal.commit_all()
+        await anyio.wait_all_tasks_blocked()
+        assert actor.state.total == 6  # rebuilt from what was durable (5), then +1
+        assert actor.stats().rebuilds == 1
+        actor.close()
+
+
+async def test_timer_sends_expire_due_as_a_turn_at_the_deadline() -> None:
+    clock = ManualClock(start=100.0)
+    actor = counter(MemoryJournal(), clock)
+    async with anyio.create_task_group() as tg:
+        await tg.start(actor.run)
+        await actor.ask(("alarm", 130.0))
+        await clock.advance(29.9)
+        assert actor.state.rang == []
+        await clock.advance(0.1)
+        assert actor.state.rang == [130.0]
+        await clock.advance(100)
+        assert actor.state.rang == [130.0]  # one deadline, one ring
+        actor.close()
+
+
+async def test_state_is_rebuilt_from_snapshot_and_later_events() -> None:
+    journal = MemoryJournal()
+    clock = ManualClock()
+    actor = counter(journal, clock)
+    actor.snapshot_every = 2
+    async with anyio.create_task_group() as tg:
+        await tg.start(actor.run)
+        for n in (1, 2, 3):
+            await actor.ask(("add", n))
+        actor.close()
+    assert journal.snapshots["counter"].actor_seq == 2
+    history = (await journal.load(["counter"]))["counter"]
+    assert [r.actor_seq for r in history.records] == [3]
+    copy = counter(journal, clock)
+    copy.restore(history)
+    assert copy.state.total == 6 and copy.seq == 3
