@@ -57,12 +57,19 @@ async def open_store(
         if seed_demo:
             await anyio.to_thread.run_sync(seed_demo_if_empty, engine, demo_seats)
         journal = SqlJournal(engine, max_batch=max_batch, linger=linger)
+        failure: Exception | None = None
         async with anyio.create_task_group() as tg:
             await tg.start(journal.run)
             try:
                 yield Store(engine, journal)
+            except Exception as error:
+                # Re-raised below as is: inside the task group it would come out wrapped in
+                # an exception group, and callers of a context manager expect their own error.
+                failure = error
             finally:
                 with anyio.CancelScope(shield=True):
                     await journal.close()
+        if failure is not None:
+            raise failure
     finally:
         engine.dispose()

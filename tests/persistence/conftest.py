@@ -1,0 +1,98 @@
+"""Fixtures for persistence tests: every test runs once on SQLite and once on PostgreSQL.
+
+SQLite gets a fresh file per test. PostgreSQL (`DATABASE_URL_TEST`) gets a fresh schema per
+test, selected through the connection's `search_path`, and dropped afterwards. Locally the
+PostgreSQL half is skipped when `DATABASE_URL_TEST` is unset; with `CI=true` it must run, so a
+missing or unreachable database fails the test instead.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from engine.catalog import ConcertDateInfo, ConcertInfo
+from engine.config import EngineConfig
+from persistence.database import normalize_url
+
+CONCERT = "aurora"
+DATE = "2030-01-15"
+OTHER_DATE = "2030-01-16"
+PRICE = 120
+SEATS = 20
+
+
+def catalog() -> list[ConcertInfo]:
+    return [
+        ConcertInfo(
+            CONCERT,
+            "Aurora live",
+            "Hall",
+            (
+                ConcertDateInfo(CONCERT, DATE, SEATS, PRICE),
+                ConcertDateInfo(CONCERT, OTHER_DATE, SEATS, PRICE),
+            ),
+        )
+    ]
+
+
+def engine_config(**changes: object) -> EngineConfig:
+    settings: dict[str, object] = {
+        "hold_seconds": 300,
+        "admit_batch": 100,
+        "admit_interval_seconds": 10,
+        "active_ttl_seconds": 600,
+        "wallet_shards": 4,
+        "checkout_shards": 4,
+    }
+    settings.update(changes)
+    return EngineConfig(**settings)  # type: ignore[arg-type]
+
+
+def postgres_base_url() -> str | None:
+    """The PostgreSQL URL to test against; None means skip (never under CI)."""
+    url = os.environ.get("DATABASE_URL_TEST")
+    if url:
+        return normalize_url(url)
+    if os.environ.get("CI") == "true":
+        pytest.fail("CI=true but DATABASE_URL_TEST is not set: the PostgreSQL tests must run")
+    return None
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A URL to an empty database of each kind."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'journal.db'}"
+        return
+    base = postgres_base_url()
+    if base is None:
+        pytest.skip("DATABASE_URL_TEST is not set")
+    with fresh_postgres_schema(base) as url:
+        yield url
+
+
+@contextmanager
+def fresh_postgres_schema(base: str) -> Iterator[str]:
+    """Create a uniquely named schema, hand out a URL whose connections use it, drop it."""
+    schema = f"test_{secrets.token_hex(6)}"
+    admin = create_engine(base)
+    try:
+        try:
+            with admin.begin() as conn:
+                conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+        except Exception as error:
+            pytest.fail(f"PostgreSQL at DATABASE_URL_TEST is unreachable: {error}")
+        url = make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        admin.dispose()
