@@ -6,6 +6,7 @@ persisted as absolute instants and must survive a restart.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Protocol
 
@@ -57,10 +58,33 @@ class ManualClock:
         await self.set(self._now + seconds)
 
     async def set(self, instant: float) -> None:
-        await anyio.wait_all_tasks_blocked()
+        await settle()
         self._now = instant
         due = [entry for entry in self._sleepers if entry[0] <= instant]
         for entry in due:
             self._sleepers.remove(entry)
             entry[1].set()
+        await settle()
+
+
+async def settle() -> None:
+    """Return once every other task is blocked: whatever a test set in motion has run.
+
+    anyio.wait_all_tasks_blocked naps 0.1 s whenever a task is still busy, which makes
+    manual-clock tests mostly sleep; on asyncio this polls with bare checkpoints instead.
+    """
+    try:
+        this = asyncio.current_task()
+    except RuntimeError:  # not on asyncio
+        this = None
+    if this is None:
         await anyio.wait_all_tasks_blocked()
+        return
+    while True:
+        await asyncio.sleep(0)
+        for task in asyncio.all_tasks():
+            waiter = getattr(task, "_fut_waiter", None)
+            if task is not this and (waiter is None or waiter.done()):
+                break
+        else:
+            return

@@ -10,7 +10,7 @@ import anyio
 import pytest
 
 from engine.actor import Actor
-from engine.clock import ManualClock
+from engine.clock import ManualClock, settle
 from engine.errors import HandlerCrashed, JournalFailed, Overloaded, Refused
 from engine.events import Event, register
 from engine.journal import CommitTicket, JournalRecord, MemoryJournal
@@ -136,7 +136,7 @@ async def test_full_mailbox_answers_overloaded_at_once() -> None:
     async with anyio.create_task_group() as tg:
         await tg.start(actor.run)
         tg.start_soon(actor.ask, ("sleep", gate))
-        await anyio.wait_all_tasks_blocked()  # the actor is busy in that turn
+        await settle()  # the actor is busy in that turn
         actor.tell(("add", 1))
         actor.tell(("add", 1))
         with pytest.raises(Overloaded) as overloaded:
@@ -144,7 +144,7 @@ async def test_full_mailbox_answers_overloaded_at_once() -> None:
         assert overloaded.value.retry_after > 0
         assert actor.stats().mailbox_depth == 2
         gate.set()
-        await anyio.wait_all_tasks_blocked()  # the backlog drains
+        await settle()  # the backlog drains
         assert await actor.ask(("add", 1)) == 3
         actor.close()
 
@@ -161,11 +161,11 @@ async def test_reply_waits_for_the_commit_while_the_actor_goes_on() -> None:
         await tg.start(actor.run)
         tg.start_soon(add, 1)
         tg.start_soon(add, 2)
-        await anyio.wait_all_tasks_blocked()
+        await settle()
         assert actor.state.total == 3  # both turns ran (pipelined) ...
         assert replies == []  # ... but neither caller heard back before the commit
         journal.commit_all()
-        await anyio.wait_all_tasks_blocked()
+        await settle()
         assert sorted(replies) == [1, 3]
         actor.close()
 
@@ -185,10 +185,10 @@ async def test_a_refusal_waits_for_the_commit_of_what_it_observed() -> None:
         await tg.start(actor.run)
         actor.tell(("add", 1))
         tg.start_soon(refuse)
-        await anyio.wait_all_tasks_blocked()
+        await settle()
         assert outcome == []
         journal.commit_all()
-        await anyio.wait_all_tasks_blocked()
+        await settle()
         assert outcome == ["refused"]
         actor.close()
 
@@ -208,19 +208,19 @@ async def test_failed_commit_fails_the_callers_and_the_actor_rebuilds_from_the_j
     async with anyio.create_task_group() as tg:
         await tg.start(actor.run)
         tg.start_soon(add, 5)
-        await anyio.wait_all_tasks_blocked()
+        await settle()
         journal.commit_all()
-        await anyio.wait_all_tasks_blocked()
+        await settle()
         tg.start_soon(add, 100)
-        await anyio.wait_all_tasks_blocked()
+        await settle()
         assert actor.state.total == 105
         journal.fail_all()
-        await anyio.wait_all_tasks_blocked()
+        await settle()
         assert len(errors) == 1  # never a false success
         tg.start_soon(add, 1)
-        await anyio.wait_all_tasks_blocked()
+        await settle()
         journal.commit_all()
-        await anyio.wait_all_tasks_blocked()
+        await settle()
         assert actor.state.total == 6  # rebuilt from what was durable (5), then +1
         assert actor.stats().rebuilds == 1
         actor.close()
