@@ -8,18 +8,23 @@ missing or unreachable database fails the test instead.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from engine.catalog import ConcertDateInfo, ConcertInfo
+from engine.clock import Clock
 from engine.config import EngineConfig
+from engine.system import EngineSystem
+from persistence import open_store
 from persistence.database import normalize_url
 
 CONCERT = "aurora"
@@ -96,3 +101,28 @@ def fresh_postgres_schema(base: str) -> Iterator[str]:
         with admin.begin() as conn:
             conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
         admin.dispose()
+
+
+@asynccontextmanager
+async def engine_on(
+    url: str, clock: Clock, config: EngineConfig | None = None
+) -> AsyncIterator[EngineSystem]:
+    """A whole engine on the SQL journal at `url`, recovered from it, with the test catalog."""
+    async with open_store(url, seed_demo=False) as store:
+        for concert in catalog():
+            await store.add_concert(concert)
+        system = EngineSystem(
+            store.journal,
+            config=config or engine_config(),
+            clock=clock,
+            catalog=await store.catalog(),
+        )
+        async with system.running():
+            yield system
+
+
+def durable_state(system: EngineSystem) -> dict[str, Any]:
+    """Every actor's state as its snapshot shows it, in JSON form (tuples become lists)."""
+    return {
+        actor.key: json.loads(json.dumps(actor.state.to_snapshot())) for actor in system.actors()
+    }
