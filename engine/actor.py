@@ -40,7 +40,9 @@ class DomainState(Protocol):
 
     def next_deadline(self) -> float | None: ...
 
-    def to_snapshot(self) -> dict[str, Any]: ...
+    def to_snapshot(self) -> dict[str, Any]:
+        """The state as JSON-ready values that share nothing mutable with the live state."""
+        ...
 
     def summary(self) -> dict[str, Any]: ...
 
@@ -125,6 +127,7 @@ class Actor(ABC, Generic[S]):
         self._send, self._receive = anyio.create_memory_object_stream(mailbox_size)
         self._last_ticket = CommitTicket.committed()
         self._since_snapshot = 0
+        self._snapshot_weight = 0
         self._poisoned = False
         self._armed: float | None = None
         self._rearm = anyio.Event()
@@ -240,7 +243,7 @@ class Actor(ABC, Generic[S]):
             self._reply(pending, value, None)
         self._processed += 1
         self._latencies.append(time.perf_counter() - started)
-        if self._since_snapshot >= self.snapshot_every:
+        if self._since_snapshot >= max(self.snapshot_every, self._snapshot_weight // 2):
             self.take_snapshot()
         deadline = self.state.next_deadline()
         if deadline != self._armed or isinstance(command, ExpireDue):
@@ -261,8 +264,16 @@ class Actor(ABC, Generic[S]):
         return None
 
     def take_snapshot(self) -> None:
-        self.journal.save_snapshot(Snapshot(self.key, self.seq, self.state.to_snapshot()))
+        state = self.state.to_snapshot()
+        self.journal.save_snapshot(Snapshot(self.key, self.seq, state))
         self._since_snapshot = 0
+        # A snapshot costs time in proportion to the state; waiting at least half that many
+        # events before the next keeps the cost per event constant (a million-user room).
+        self._snapshot_weight = self.state_weight()
+
+    def state_weight(self) -> int:
+        """Roughly how many items a snapshot of the state holds; large states override it."""
+        return 0
 
     async def _timer(self) -> None:
         while True:

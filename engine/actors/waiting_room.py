@@ -85,6 +85,9 @@ class WaitingRoomActor(Actor[WaitingRoom]):
         self.emit(self.state.tick(now))
         return None
 
+    def state_weight(self) -> int:
+        return len(self.state.user_of)
+
     def lookup(self, token: str) -> TokenView | None:
         """Read view for the token gate: no mailbox, no waiting behind writes."""
         seq = self.state.seq_for(token)

@@ -94,7 +94,7 @@ class Wallets:
 
     def to_snapshot(self) -> dict[str, Any]:
         return {
-            "balances": self.balances,
+            "balances": dict(self.balances),
             "charges": [[u, k, a, b] for (u, k), (a, b) in self.charges.items()],
             "debits": [[pid, u, a] for pid, (u, a) in self.debits.items()],
             "totals": [self.charged_total, self.debited_total],
