@@ -74,6 +74,9 @@ class EngineSystem:
     def wallet_actor(self, user_id: str) -> WalletActor:
         return self.wallets[shard_of(user_id, len(self.wallets))]
 
+    def date_actors(self) -> list[ConcertDateActor]:
+        return list(self.dates.values())
+
     def checkout_actor(self, user_id: str) -> CheckoutActor:
         return self.checkouts[shard_of(user_id, len(self.checkouts))]
 

@@ -9,6 +9,7 @@ resolved at recovery by `Resolve`: debit recorded -> complete, not recorded -> c
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
@@ -18,7 +19,7 @@ from typing import Any, Protocol
 import anyio
 
 from engine.actor import Actor
-from engine.actors.concert_date import ConcertDateActor, Lock, Sell, Unlock
+from engine.actors.concert_date import ConcertDateActor, Lock, Release, Sell, Unlock
 from engine.actors.waiting_room import Complete, WaitingRoomActor
 from engine.actors.wallet import Debit, WalletActor
 from engine.clock import Clock
@@ -32,7 +33,7 @@ from engine.domain.checkout import (
     Payments,
 )
 from engine.domain.reservation import Reservation, reservation_of
-from engine.domain.seat_map import SOLD, Locked, parse_reservation_id
+from engine.domain.seat_map import HELD, SOLD, Locked, parse_reservation_id
 from engine.errors import (
     NOT_FOUND,
     VALIDATION_ERROR,
@@ -59,6 +60,8 @@ class Directory(Protocol):
     def date_actor(self, concert_id: str, date: str) -> ConcertDateActor | None: ...
 
     def wallet_actor(self, user_id: str) -> WalletActor: ...
+
+    def date_actors(self) -> list[ConcertDateActor]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +161,15 @@ class CheckoutActor(Actor[Payments]):
             await _insist(actor.ask, Sell(pid))
         await _insist(self.directory.waiting_room.ask, Complete(user))
         self.emit([CheckoutCompleted(pid, amount, balance)])
+        await self._release_leftovers(user)
+
+    async def _release_leftovers(self, user: str) -> None:
+        """A completed token cannot pay again: free the buyer's other holds for everyone else."""
+        for actor in self.directory.date_actors():
+            for seat in actor.state.seats_of(user):
+                if seat.status == HELD and seat.reservation_id is not None:
+                    with contextlib.suppress(EngineError):
+                        await actor.ask(Release(user, seat.reservation_id))
 
     async def _resolve(self, pid: str) -> str:
         payment = self.state.payments.get(pid)

@@ -39,6 +39,18 @@ async def test_first_batch_is_admitted_and_a_payment_completes_the_token(
     assert after is not None and after.status == "COMPLETED"
 
 
+async def test_paying_frees_the_other_holds_a_completed_token_can_no_longer_pay(
+    system: EngineSystem, clock: ManualClock
+) -> None:
+    await admitted(system, clock, "ann")
+    await system.charge("ann", 1_000)
+    paid = await system.hold("ann", CONCERT, DATE, 1)
+    await system.hold("ann", CONCERT, OTHER_DATE, 2)
+    await system.pay("ann", [paid.reservation_id])
+    assert [(r.seat, r.status) for r in system.reservations_of("ann")] == [(1, "SOLD")]
+    assert seat_status(system, 2, OTHER_DATE) == "AVAILABLE"
+
+
 async def test_second_hold_on_same_seat_is_refused(
     system: EngineSystem, clock: ManualClock
 ) -> None:
