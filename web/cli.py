@@ -1,0 +1,120 @@
+"""`concert-queue serve`: run the service under uvicorn (uvloop + httptools).
+
+    concert-queue serve [--host H] [--port P] [--database-url URL]
+
+Flags override the environment (DESIGN.md, "Configuration"). It prints the URL and the admin
+token (a random one unless ADMIN_TOKEN is set). SIGTERM or Ctrl-C drains: no new connections,
+websockets closed with 1001, in-flight requests and queued actor turns finished, the journal
+flushed; then the process exits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import socket
+import sys
+from collections.abc import Sequence
+
+import uvicorn
+from starlette.applications import Starlette
+
+from persistence.database import normalize_url
+from web.app import create_app
+from web.runtime import Runtime
+from web.settings import Settings, SettingsError
+
+GRACEFUL_SHUTDOWN_SECONDS = 15
+WS_MAX_MESSAGE = 16 * 1024
+
+
+class DrainingServer(uvicorn.Server):
+    """A uvicorn server that closes websockets with 1001 before uvicorn's own shutdown.
+
+    uvicorn would close them with 1012 (service restart) after it stopped listening; we stop
+    listening first, then let the hub say "going away", then let uvicorn finish the rest.
+    """
+
+    def __init__(self, config: uvicorn.Config, runtime: Runtime) -> None:
+        super().__init__(config)
+        self.runtime = runtime
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        for server in self.servers:
+            server.close()
+        await self.runtime.drain()
+        await super().shutdown(sockets)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="concert-queue", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the HTTP and websocket service")
+    serve.add_argument("--host", help="interface to listen on (HOST, default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to listen on (PORT, default 8000)")
+    serve.add_argument("--database-url", help="sqlite:///file.db or postgresql+psycopg://...")
+    serve.add_argument(
+        "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
+    )
+    return parser
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    settings = Settings.from_env()
+    changes = {
+        name: value
+        for name, value in (
+            ("host", args.host),
+            ("port", args.port),
+            ("database_url", args.database_url),
+        )
+        if value is not None
+    }
+    settings = settings.replace(**changes)
+    url = normalize_url(settings.database_url)
+    if not url.startswith(("sqlite:", "postgresql+psycopg:")):
+        raise SettingsError(f"unsupported database URL {settings.database_url!r}")
+    return settings
+
+
+def serve(settings: Settings, log_level: str = "info") -> int:
+    app: Starlette = create_app(settings)
+    runtime: Runtime = app.state.runtime
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        loop="uvloop",
+        http="httptools",
+        ws="websockets-sansio",
+        ws_max_size=WS_MAX_MESSAGE,
+        lifespan="on",
+        log_level=log_level,
+        access_log=False,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+    )
+    print(f"concert-queue on {settings.url}", flush=True)
+    print(f"database: {settings.database_url}", flush=True)
+    if settings.admin_token_generated:
+        print(f"admin token (generated; set ADMIN_TOKEN to fix it): {settings.admin_token}")
+    else:
+        print("admin token: the value of ADMIN_TOKEN")
+    sys.stdout.flush()
+    server = DrainingServer(config, runtime)
+    server.run()
+    return 0 if server.started else 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    try:
+        settings = settings_from(args)
+    except SettingsError as error:
+        print(f"concert-queue: {error}", file=sys.stderr)
+        return 2
+    return serve(settings, args.log_level)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

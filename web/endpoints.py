@@ -1,0 +1,83 @@
+"""One declaration per HTTP route: handler, body model, responses, auth and error codes.
+
+The Starlette routes and `/openapi.json` are both built from these declarations, so the
+document cannot drift from what is served. Handlers raise `ApiError` or engine errors; the
+route wrapper turns them into the error model without going through exception middleware.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from pydantic import BaseModel
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from web.errors import response_for
+
+Handler = Callable[[Request], Awaitable[Response]]
+Auth = Literal["none", "token", "active", "admin"]
+
+JSON = "application/json"
+
+
+@dataclass(frozen=True, slots=True)
+class Out:
+    """A documented response: a model (or a list of it), or a non-JSON media type."""
+
+    model: type[BaseModel] | None = None
+    many: bool = False
+    description: str = "OK"
+    media_type: str = JSON
+    headers: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Param:
+    name: str
+    where: Literal["path", "query", "header"]
+    description: str
+    schema: dict[str, object] = field(default_factory=lambda: {"type": "string"})
+    required: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    method: str
+    path: str
+    handler: Handler
+    summary: str
+    auth: Auth = "active"
+    body: type[BaseModel] | None = None
+    responses: dict[int, Out] = field(default_factory=dict)
+    errors: tuple[str, ...] = ()
+    params: tuple[Param, ...] = ()
+    tag: str = "api"
+    engine: bool = True  # needs the running engine: 503 UNAVAILABLE while it starts or stops
+
+    def route(self) -> Route:
+        handler = self.handler
+
+        async def endpoint(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except Exception as error:
+                return response_for(error)
+
+        endpoint.__name__ = handler.__name__
+        return Route(self.path, endpoint, methods=[self.method], name=handler.__name__)
+
+
+def json_response(
+    content: BaseModel | Sequence[BaseModel],
+    status: int = 200,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    if isinstance(content, BaseModel):
+        body = content.model_dump_json()
+    else:
+        body = "[" + ",".join(item.model_dump_json() for item in content) + "]"
+    return Response(body, status_code=status, headers=headers, media_type=JSON)

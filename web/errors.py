@@ -1,0 +1,151 @@
+"""The error model of the HTTP API and the mapping of error codes to HTTP statuses.
+
+Every error leaves as `{"error": {"code", "message"}}` (plus `field` for a validation error
+that names one). Engine refusals carry their contract code; this module only decides the
+status. Nothing here reports success for a command whose outcome is unknown: a journal
+failure or a stopped actor is a 503, an unexpected exception a 500.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from typing import Any
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from engine import errors as codes
+from engine.errors import (
+    ActorUnavailable,
+    EngineError,
+    HandlerCrashed,
+    JournalFailed,
+    Overloaded,
+    Refused,
+)
+
+log = logging.getLogger(__name__)
+
+TOKEN_MISSING = "TOKEN_MISSING"
+OVERLOADED = "OVERLOADED"
+UNAVAILABLE = "UNAVAILABLE"
+INTERNAL = "INTERNAL"
+METHOD_NOT_ALLOWED = "METHOD_NOT_ALLOWED"
+
+STATUS_OF_CODE: dict[str, int] = {
+    TOKEN_MISSING: 401,
+    codes.TOKEN_INVALID: 401,
+    codes.QUEUE_WAITING: 403,
+    codes.TOKEN_COMPLETED: 403,
+    codes.TOKEN_EXPIRED: 403,
+    codes.NOT_OWNER: 403,
+    codes.NOT_FOUND: 404,
+    METHOD_NOT_ALLOWED: 405,
+    codes.VALIDATION_ERROR: 422,
+    codes.SEAT_TAKEN: 409,
+    codes.HOLD_LIMIT: 409,
+    codes.HOLD_EXPIRED: 409,
+    codes.IDEMPOTENCY_CONFLICT: 409,
+    codes.INSUFFICIENT_BALANCE: 402,
+    OVERLOADED: 503,
+    UNAVAILABLE: 503,
+    JournalFailed.code: 503,
+    INTERNAL: 500,
+}
+
+# Seconds a client is told to wait when a command could not run for a passing reason.
+UNAVAILABLE_RETRY_AFTER = 1
+
+
+class ApiError(Exception):
+    """An error answer decided by the web layer itself (gate, validation, routing)."""
+
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        *,
+        field: str | None = None,
+        headers: dict[str, str] | None = None,
+        status: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.field = field
+        self.headers = headers or {}
+        self.status = status or STATUS_OF_CODE.get(code, 400)
+
+
+def error_body(code: str, message: str, field: str | None = None) -> dict[str, Any]:
+    detail: dict[str, Any] = {"code": code, "message": message}
+    if field is not None:
+        detail["field"] = field
+    return {"error": detail}
+
+
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    *,
+    field: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    return Response(
+        json.dumps(error_body(code, message, field), separators=(",", ":")),
+        status_code=status,
+        headers=headers,
+        media_type="application/json",
+    )
+
+
+def response_for(error: Exception) -> Response:
+    """The error answer for anything a handler raised."""
+    if isinstance(error, ApiError):
+        return error_response(
+            error.status, error.code, error.message, field=error.field, headers=error.headers
+        )
+    if isinstance(error, Refused):
+        status = STATUS_OF_CODE.get(error.code, 400)
+        return error_response(status, error.code, error.message)
+    if isinstance(error, Overloaded):
+        retry = str(max(1, math.ceil(error.retry_after)))
+        return error_response(503, OVERLOADED, error.message, headers={"Retry-After": retry})
+    if isinstance(error, ActorUnavailable | JournalFailed):
+        # The command's outcome is not acknowledged; the client may retry (idempotency keys
+        # make that safe for charges and payments).
+        log.warning("command not acknowledged: %s", error)
+        return error_response(
+            503,
+            UNAVAILABLE if isinstance(error, ActorUnavailable) else error.code,
+            error.message,
+            headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER)},
+        )
+    if isinstance(error, HandlerCrashed | EngineError):
+        log.error("command failed: %s", error)
+        return error_response(500, INTERNAL, "internal error")
+    log.exception("unexpected error", exc_info=error)
+    return error_response(500, INTERNAL, "internal error")
+
+
+async def http_exception_handler(request: Request, exc: Exception) -> Response:
+    """Routing errors (unknown path, wrong method) in the error model."""
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404:
+        return error_response(404, codes.NOT_FOUND, f"no route {request.url.path}")
+    if exc.status_code == 405:
+        return error_response(
+            405,
+            METHOD_NOT_ALLOWED,
+            f"{request.method} is not allowed on {request.url.path}",
+            headers=dict(exc.headers or {}),
+        )
+    return error_response(exc.status_code, "HTTP_ERROR", str(exc.detail))
+
+
+async def unexpected_error_handler(request: Request, exc: Exception) -> Response:
+    return response_for(exc)

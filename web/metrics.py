@@ -1,0 +1,159 @@
+"""Prometheus metrics: requests by route and status, actors, queue, seats and websockets.
+
+Business counters (holds, sales, expiries, admissions) count committed engine events; actor
+figures (mailbox depth, turn latency, processed commands) and queue lengths are read from the
+live actors when `/metrics` is scraped, so the hot path pays nothing for them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+)
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from engine.domain.seat_map import HoldExpired, HoldReleased, SeatHeld, SeatsSold
+from engine.domain.waiting_room import ActiveExpired, Admitted, Joined, TokenCompleted
+from engine.events import Event
+from engine.system import EngineSystem
+
+if TYPE_CHECKING:
+    from web.runtime import Runtime
+
+PREFIX = "concert_queue"
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+class Metrics:
+    def __init__(self, runtime: Runtime) -> None:
+        disable_created_metrics()  # type: ignore[no-untyped-call]  # *_created doubles a scrape
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter(
+            f"{PREFIX}_http_requests", "HTTP requests by route and status",
+            ["method", "route", "status"], registry=r,
+        )  # fmt: skip
+        self.request_seconds = Histogram(
+            f"{PREFIX}_http_request_duration_seconds", "HTTP request duration by route",
+            ["method", "route"], buckets=LATENCY_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.joins = Counter(f"{PREFIX}_queue_joins", "tokens issued", registry=r)
+        self.admissions = Counter(f"{PREFIX}_queue_admissions", "users admitted", registry=r)
+        self.token_expiries = Counter(
+            f"{PREFIX}_queue_expiries", "active windows that ran out", registry=r
+        )
+        self.completions = Counter(f"{PREFIX}_queue_completions", "tokens completed", registry=r)
+        self.holds = Counter(f"{PREFIX}_seat_holds", "seats held", registry=r)
+        self.releases = Counter(f"{PREFIX}_seat_releases", "holds released", registry=r)
+        self.hold_expiries = Counter(f"{PREFIX}_hold_expiries", "holds that expired", registry=r)
+        self.sales = Counter(f"{PREFIX}_seats_sold", "seats sold", registry=r)
+        websockets = Gauge(f"{PREFIX}_websocket_connections", "open websockets", registry=r)
+        websockets.set_function(lambda: runtime.hub.count)
+        r.register(EngineCollector(runtime))
+        self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+
+    def attach(self, system: EngineSystem) -> None:
+        system.subscribe(self.on_events)
+
+    def on_events(self, actor_key: str, events: Sequence[Event]) -> None:
+        for event in events:
+            match event:
+                case SeatHeld():
+                    self.holds.inc()
+                case HoldReleased():
+                    self.releases.inc()
+                case HoldExpired():
+                    self.hold_expiries.inc()
+                case SeatsSold(seats=seats):
+                    self.sales.inc(len(seats))
+                case Joined():
+                    self.joins.inc()
+                case Admitted(seqs=seqs):
+                    self.admissions.inc(len(seqs))
+                case ActiveExpired(seqs=seqs):
+                    self.token_expiries.inc(len(seqs))
+                case TokenCompleted():
+                    self.completions.inc()
+
+    def observe(self, method: str, route: str, status: int, seconds: float) -> None:
+        key = (method, route, status)
+        children = self._children.get(key)
+        if children is None:
+            children = (
+                self.requests.labels(method, route, str(status)),
+                self.request_seconds.labels(method, route),
+            )
+            self._children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
+
+
+class EngineCollector(Collector):
+    """Actor and queue figures, read from the live actors at scrape time."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    def collect(self) -> Iterator[Metric]:
+        depth = GaugeMetricFamily(
+            f"{PREFIX}_actor_mailbox_depth", "commands waiting in the mailbox", labels=["actor"]
+        )
+        processed = CounterMetricFamily(
+            f"{PREFIX}_actor_commands_processed", "commands processed", labels=["actor"]
+        )
+        latency = GaugeMetricFamily(
+            f"{PREFIX}_actor_turn_latency_seconds",
+            "turn latency over the recent turns",
+            labels=["actor", "quantile"],
+        )
+        waiting = GaugeMetricFamily(f"{PREFIX}_queue_waiting", "users waiting in the queue")
+        active = GaugeMetricFamily(f"{PREFIX}_queue_active", "users admitted and active")
+        system = self.runtime.system
+        if system is not None:
+            for stats in system.stats():
+                depth.add_metric([stats.key], stats.mailbox_depth)
+                processed.add_metric([stats.key], stats.processed)
+                latency.add_metric([stats.key, "0.5"], stats.latency_p50_ms / 1000)
+                latency.add_metric([stats.key, "0.99"], stats.latency_p99_ms / 1000)
+            room = system.waiting_room.state
+            waiting.add_metric([], len(room.waiting))
+            active.add_metric([], len(room.active))
+        yield from (depth, processed, latency, waiting, active)
+
+
+class MetricsMiddleware:
+    """Counts every HTTP request by method, route template and status."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = 500
+        started = time.perf_counter()
+
+        async def send_and_note(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_note)
+        finally:
+            route = scope.get("route")
+            path = getattr(route, "path", None) or "unmatched"
+            self.metrics.observe(scope["method"], path, status, time.perf_counter() - started)

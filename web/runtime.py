@@ -1,0 +1,134 @@
+"""What the running service holds: the store, the engine, the hub and the metrics.
+
+Start-up (the lifespan) serves at once and recovers in the background: `/healthz` answers
+while the journal is replayed, `/readyz` and every command answer 503 until recovery has
+finished. A database that cannot be opened is retried with a growing delay (its error is
+shown by `/readyz`), so the service comes up once the database does.
+
+Shutdown drains: readiness goes to 503, websockets are closed with 1001 (going away), the
+actors finish the commands already queued, and the journal commits everything before the
+store closes.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+
+import anyio
+from anyio.abc import TaskStatus
+from starlette.applications import Starlette
+
+from engine.system import EngineSystem
+from persistence import Store, open_store
+from web.errors import UNAVAILABLE, UNAVAILABLE_RETRY_AFTER, ApiError
+from web.hub import GOING_AWAY, Hub
+from web.metrics import Metrics
+from web.settings import Settings
+
+log = logging.getLogger(__name__)
+
+StoreOpener = Callable[[Settings], AbstractAsyncContextManager[Store]]
+
+SHUTDOWN_TIMEOUT = 30.0
+
+
+def open_configured_store(settings: Settings) -> AbstractAsyncContextManager[Store]:
+    return open_store(settings.database_url, demo_seats=settings.seats_per_date)
+
+
+class Runtime:
+    def __init__(self, settings: Settings, store_opener: StoreOpener = open_configured_store):
+        self.settings = settings
+        self.hub = Hub(settings.hold_seconds)
+        self.metrics = Metrics(self)
+        self.system: EngineSystem | None = None
+        self.store: Store | None = None
+        self.startup_error: str | None = None
+        self.draining = False
+        self._open = store_opener
+        self._stop: anyio.Event | None = None
+        self._done: anyio.Event | None = None
+
+    # -- what handlers ask -------------------------------------------------------------------
+
+    @property
+    def ready(self) -> bool:
+        system = self.system
+        return system is not None and system.ready and not self.draining
+
+    def engine(self) -> EngineSystem:
+        """The running engine, or 503 UNAVAILABLE while it starts or after it stopped."""
+        system = self.system
+        if system is None or not system.ready:
+            raise ApiError(
+                UNAVAILABLE,
+                "the service is starting or stopping; retry shortly",
+                headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER)},
+            )
+        return system
+
+    def running_store(self) -> Store:
+        self.engine()
+        assert self.store is not None
+        return self.store
+
+    # -- life cycle --------------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        self._stop = anyio.Event()
+        self._done = anyio.Event()
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self.hub.run)
+            await tg.start(self._run)
+            try:
+                yield
+            finally:
+                with anyio.CancelScope(shield=True):
+                    await self.drain()
+                    self._stop.set()
+                    with anyio.move_on_after(SHUTDOWN_TIMEOUT):
+                        await self._done.wait()
+                tg.cancel_scope.cancel()
+
+    async def drain(self) -> None:
+        """Stop being ready and close the websockets (idempotent; the CLI calls it early)."""
+        if self.draining:
+            return
+        self.draining = True
+        log.info("draining: closing %d websockets", self.hub.count)
+        await self.hub.close_all(GOING_AWAY)
+
+    async def _run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        assert self._stop is not None and self._done is not None
+        task_status.started()
+        delay = 0.25
+        try:
+            while not self._stop.is_set():
+                try:
+                    async with self._open(self.settings) as store:
+                        await self._serve(store)
+                    return
+                except Exception as error:
+                    self.startup_error = f"{type(error).__name__}: {error}"
+                    log.error("cannot run the engine (retrying in %.1fs): %s", delay, error)
+                with anyio.move_on_after(delay):
+                    await self._stop.wait()
+                delay = min(delay * 2, 5.0)
+        finally:
+            self._done.set()
+
+    async def _serve(self, store: Store) -> None:
+        assert self._stop is not None
+        catalog = await store.catalog()
+        system = EngineSystem(store.journal, config=self.settings.engine_config(), catalog=catalog)
+        self.hub.attach(system)
+        self.metrics.attach(system)
+        async with system.running():
+            self.system, self.store, self.startup_error = system, store, None
+            log.info("ready: %d concerts, %d dates", len(system.concerts), len(system.dates))
+            await self._stop.wait()
+            log.info("stopping the actors and flushing the journal")
+        log.info("engine stopped")

@@ -1,0 +1,423 @@
+"""Pydantic models of every body the API reads or writes, and of the websocket messages.
+
+Request models are strict: JSON types must match exactly (a seat `"7"` or an amount `1.0` is
+refused), unknown fields are refused, names are camelCase only. Response models are built by
+the handlers and serialized by alias, so `/openapi.json`, generated from these same classes,
+describes exactly what goes over the wire.
+
+Instants (`expiresAt`, `activeUntil`, ...) are ISO-8601 UTC strings with milliseconds and a
+`Z` suffix, e.g. `2027-01-15T20:04:05.123Z`, everywhere (see `instant`).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    TypeAdapter,
+    WithJsonSchema,
+    field_validator,
+)
+from pydantic.alias_generators import to_camel
+from pydantic.json_schema import SkipJsonSchema
+
+from engine.catalog import CONCERT_ID
+from engine.domain.wallet import MAX_CHARGE
+
+USER_ID_PATTERN = r"^[A-Za-z0-9_.@-]{1,64}$"
+DATE_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+MAX_SEAT_NUMBER = 100_000
+MAX_RESERVATIONS_PER_PAYMENT = 50
+
+
+def instant(seconds: float | None) -> str | None:
+    """Unix seconds as the API's one time representation (ISO-8601 UTC, ms, `Z`)."""
+    if seconds is None:
+        return None
+    moment = datetime.fromtimestamp(seconds, UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def _real_date(value: str) -> str:
+    date.fromisoformat(value)  # 2027-02-30 matches the pattern but is no date
+    return value
+
+
+UserId = Annotated[str, StringConstraints(pattern=USER_ID_PATTERN, min_length=1, max_length=64)]
+ConcertId = Annotated[str, StringConstraints(pattern=CONCERT_ID.pattern, max_length=64)]
+IsoDate = Annotated[
+    str,
+    StringConstraints(pattern=DATE_PATTERN, min_length=10, max_length=10),
+    AfterValidator(_real_date),
+    WithJsonSchema({"type": "string", "format": "date", "examples": ["2027-01-15"]}),
+]
+ReservationId = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+Instant = Annotated[
+    str,
+    WithJsonSchema(
+        {"type": "string", "format": "date-time", "examples": ["2027-01-15T20:04:05.123Z"]}
+    ),
+]
+TokenStatus = Literal["WAITING", "PROCESSING", "COMPLETED", "EXPIRED"]
+SeatStatus = Literal["AVAILABLE", "HELD", "CHECKOUT", "SOLD"]
+
+
+class RequestModel(BaseModel):
+    model_config = ConfigDict(
+        strict=True,
+        extra="forbid",
+        alias_generator=to_camel,
+        validate_by_alias=True,
+        validate_by_name=False,
+        frozen=True,
+    )
+
+
+class ResponseModel(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        validate_by_name=True,
+        validate_by_alias=True,
+        serialize_by_alias=True,
+    )
+
+
+# -- public API requests ---------------------------------------------------------------------
+
+
+class JoinRequest(RequestModel):
+    user_id: UserId
+
+
+class HoldRequest(RequestModel):
+    concert_id: ConcertId
+    date: IsoDate
+    seat: int = Field(ge=1, le=MAX_SEAT_NUMBER)
+    user_id: UserId | None = Field(
+        default=None, description="optional; refused with NOT_OWNER unless it is the token's user"
+    )
+
+
+class ChargeRequest(RequestModel):
+    amount: int = Field(ge=1, le=MAX_CHARGE)
+    user_id: UserId | None = Field(
+        default=None, description="optional; refused with NOT_OWNER unless it is the token's user"
+    )
+
+
+class PaymentRequest(RequestModel):
+    reservation_ids: list[ReservationId] = Field(
+        min_length=1, max_length=MAX_RESERVATIONS_PER_PAYMENT
+    )
+    user_id: UserId | None = Field(
+        default=None, description="optional; refused with NOT_OWNER unless it is the token's user"
+    )
+
+
+# -- public API responses --------------------------------------------------------------------
+
+
+class TokenOut(ResponseModel):
+    token: str
+    user_id: str
+    status: TokenStatus
+    rank: int | None = Field(description="1-based position while WAITING, null otherwise")
+    eta_seconds: float | None = Field(
+        description="estimated seconds until admission while WAITING (null when paused)"
+    )
+    active_until: Instant | None = Field(description="end of the active window while PROCESSING")
+
+
+class ConcertOut(ResponseModel):
+    concert_id: str
+    title: str
+    venue: str
+    dates: list[str] = Field(description="every date of the concert (yyyy-mm-dd)")
+
+
+class DateOut(ResponseModel):
+    date: str
+    available_seats: int
+    total_seats: int
+    price: int
+
+
+class SeatOut(ResponseModel):
+    number: int
+    status: SeatStatus
+    price: int
+
+
+class SeatMapOut(ResponseModel):
+    concert_id: str
+    date: str
+    seats: list[SeatOut]
+    available: list[int]
+
+
+class ReservationOut(ResponseModel):
+    reservation_id: str
+    concert_id: str
+    date: str
+    seat: int
+    status: SeatStatus
+    price: int
+    expires_at: Instant | None = Field(description="when the hold lapses; null once sold")
+    payment_id: str | None = None
+
+
+class ReleaseOut(ResponseModel):
+    reservation_id: str
+    status: Literal["RELEASED"] = "RELEASED"
+
+
+class BalanceOut(ResponseModel):
+    user_id: str
+    balance: int
+
+
+class PaymentOut(ResponseModel):
+    payment_id: str
+    amount: int
+    reservations: list[ReservationOut]
+    balance: int
+
+
+class ErrorDetail(ResponseModel):
+    code: str
+    message: str
+    field: str | None = Field(default=None, description="the offending field, when one is known")
+
+
+class ErrorOut(ResponseModel):
+    error: ErrorDetail
+
+
+class HealthOut(ResponseModel):
+    status: Literal["ok", "ready", "starting", "draining"]
+    error: str | None = None
+
+
+# -- admin -----------------------------------------------------------------------------------
+
+
+class QueuePatch(RequestModel):
+    # `SkipJsonSchema[None]`: absent means "keep"; only maxActive may be null ("no cap").
+    batch_size: int | SkipJsonSchema[None] = Field(default=None, ge=1, le=1_000_000)
+    interval_seconds: float | SkipJsonSchema[None] = Field(default=None, gt=0, le=86_400)
+    max_active: int | None = Field(default=None, ge=1, description="null removes the cap")
+    active_ttl_seconds: float | SkipJsonSchema[None] = Field(default=None, gt=0, le=7 * 86_400)
+
+    @field_validator("batch_size", "interval_seconds", "active_ttl_seconds", mode="before")
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        if value is None:
+            raise ValueError("must be a number, not null")
+        return value
+
+
+class QueueSettingsOut(ResponseModel):
+    batch_size: int
+    interval_seconds: float
+    max_active: int | None
+    active_ttl_seconds: float
+    paused: bool
+
+
+class ConcertDateIn(RequestModel):
+    date: IsoDate
+    seats: int | SkipJsonSchema[None] = Field(
+        default=None, ge=1, le=MAX_SEAT_NUMBER, description="SEATS_PER_DATE when absent"
+    )
+    price: int = Field(ge=0, le=MAX_CHARGE)
+
+    @field_validator("seats", mode="before")
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        if value is None:
+            raise ValueError("must be an integer, not null")
+        return value
+
+
+class ConcertIn(RequestModel):
+    concert_id: ConcertId
+    title: str = Field(min_length=1, max_length=200)
+    venue: str = Field(default="", max_length=200)
+    dates: list[ConcertDateIn] = Field(min_length=1, max_length=366)
+
+
+class ConcertDateDetail(ResponseModel):
+    date: str
+    seats: int
+    price: int
+
+
+class AdminConcertOut(ResponseModel):
+    concert_id: str
+    title: str
+    venue: str
+    dates: list[ConcertDateDetail]
+
+
+class ActorStatsOut(ResponseModel):
+    key: str
+    kind: str
+    mailbox_depth: int
+    mailbox_capacity: int
+    processed: int
+    errors: int
+    overloaded: int
+    rebuilds: int
+    latency_p50_ms: float
+    latency_p99_ms: float
+    latency_max_ms: float
+    state: dict[str, Any] = Field(description="the actor's state summary")
+
+
+class AdminSeatOut(ResponseModel):
+    number: int
+    status: SeatStatus
+    holder: str | None
+    reservation_id: str | None
+    expires_at: Instant | None
+    payment_id: str | None
+
+
+class AdminPaymentOut(ResponseModel):
+    payment_id: str
+    user_id: str
+    status: Literal["STARTED", "COMPLETED", "FAILED"]
+    amount: int
+    balance: int
+    reservation_ids: list[str]
+    failure: str | None
+
+
+class ActorDetailOut(ActorStatsOut):
+    seats: list[AdminSeatOut] | None = Field(default=None, description="date actors")
+    balances: dict[str, int] | None = Field(default=None, description="wallet actors")
+    payments: list[AdminPaymentOut] | None = Field(default=None, description="checkout actors")
+    settings: QueueSettingsOut | None = Field(default=None, description="the waiting room")
+
+
+class TotalsOut(ResponseModel):
+    waiting: int
+    active: int
+    admitted: int
+    completed: int
+    expired: int
+    seats: int
+    available: int
+    held: int
+    checkout: int
+    sold: int
+    charged: int
+    debited: int
+    balances: int = Field(description="sum of every balance: charged - debited")
+    payments_completed: int
+    payments_failed: int
+    payments_started: int
+    revenue: int
+
+
+class JournalOut(ResponseModel):
+    commits: int
+    events: int
+    snapshots: int
+    failures: int
+
+
+class ActorsOut(ResponseModel):
+    actors: list[ActorStatsOut]
+    totals: TotalsOut
+    journal: JournalOut | None
+    websockets: int
+
+
+# -- websocket messages ----------------------------------------------------------------------
+
+
+class SubscribeMessage(RequestModel):
+    type: Literal["subscribe"]
+    concert_id: ConcertId
+    date: IsoDate
+
+
+class UnsubscribeMessage(RequestModel):
+    type: Literal["unsubscribe"]
+    concert_id: ConcertId
+    date: IsoDate
+
+
+ClientMessage = Annotated[SubscribeMessage | UnsubscribeMessage, Field(discriminator="type")]
+client_message = TypeAdapter[SubscribeMessage | UnsubscribeMessage](ClientMessage)
+
+
+class QueueRankMessage(ResponseModel):
+    type: Literal["queue.rank"] = "queue.rank"
+    rank: int
+    eta_seconds: float | None
+
+
+class QueueAdmittedMessage(ResponseModel):
+    type: Literal["queue.admitted"] = "queue.admitted"
+    active_until: Instant | None
+
+
+class QueueExpiredMessage(ResponseModel):
+    type: Literal["queue.expired"] = "queue.expired"
+
+
+class QueueCompletedMessage(ResponseModel):
+    type: Literal["queue.completed"] = "queue.completed"
+
+
+class SeatChangedMessage(ResponseModel):
+    type: Literal["seat.changed"] = "seat.changed"
+    concert_id: str
+    date: str
+    seat: int
+    status: SeatStatus
+
+
+class HoldExpiringMessage(ResponseModel):
+    type: Literal["hold.expiring"] = "hold.expiring"
+    reservation_id: str
+    seconds_left: int
+
+
+class HoldExpiredMessage(ResponseModel):
+    type: Literal["hold.expired"] = "hold.expired"
+    reservation_id: str
+
+
+class SubscribedMessage(ResponseModel):
+    type: Literal["subscribed", "unsubscribed"]
+    concert_id: str
+    date: str
+
+
+class ErrorMessage(ResponseModel):
+    type: Literal["error"] = "error"
+    code: str
+    message: str
+
+
+SERVER_MESSAGES: tuple[type[ResponseModel], ...] = (
+    QueueRankMessage,
+    QueueAdmittedMessage,
+    QueueExpiredMessage,
+    QueueCompletedMessage,
+    SeatChangedMessage,
+    HoldExpiringMessage,
+    HoldExpiredMessage,
+    SubscribedMessage,
+    ErrorMessage,
+)
+CLIENT_MESSAGES: tuple[type[RequestModel], ...] = (SubscribeMessage, UnsubscribeMessage)

@@ -1,0 +1,95 @@
+"""Service routes: liveness, readiness, the OpenAPI document and the browser pages.
+
+`/` and `/admin` serve the browser client's `index.html` and `admin.html` from the static
+directory (its other files are under `/static/`); a plain 404 page stands in while a file is
+missing.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import FileResponse, HTMLResponse, Response
+
+from web.endpoints import Endpoint, Out, json_response
+from web.runtime import Runtime
+from web.schemas import HealthOut
+
+MISSING_PAGE = "<!doctype html><title>Not found</title><h1>404</h1><p>{name} is not built yet.</p>"
+
+
+class ServiceRoutes:
+    def __init__(self, runtime: Runtime, static_dir: Path) -> None:
+        self.runtime = runtime
+        self.static_dir = static_dir
+        self.document: dict[str, Any] = {}
+        self._encoded = b"{}"
+
+    def set_openapi(self, document: dict[str, Any]) -> None:
+        self.document = document
+        self._encoded = json.dumps(document, separators=(",", ":")).encode()
+
+    async def healthz(self, request: Request) -> Response:
+        return json_response(HealthOut(status="ok"))
+
+    async def readyz(self, request: Request) -> Response:
+        runtime = self.runtime
+        if runtime.ready:
+            return json_response(HealthOut(status="ready"))
+        status = "draining" if runtime.draining else "starting"
+        return json_response(
+            HealthOut(status=status, error=runtime.startup_error),  # type: ignore[arg-type]
+            503,
+            headers={"Retry-After": "1"},
+        )
+
+    async def openapi(self, request: Request) -> Response:
+        return Response(self._encoded, media_type="application/json")
+
+    async def index_page(self, request: Request) -> Response:
+        return self._page("index.html")
+
+    async def admin_page(self, request: Request) -> Response:
+        return self._page("admin.html")
+
+    def _page(self, name: str) -> Response:
+        path = self.static_dir / name
+        if not path.is_file():
+            return HTMLResponse(MISSING_PAGE.format(name=name), status_code=404)
+        return FileResponse(path, media_type="text/html")
+
+    def endpoints(self) -> list[Endpoint]:
+        html = Out(media_type="text/html", description="the page")
+        return [
+            Endpoint(
+                "GET", "/healthz", self.healthz, "Liveness: 200 while the process runs",
+                auth="none", responses={200: Out(HealthOut)}, tag="service", engine=False,
+            ),
+            Endpoint(
+                "GET", "/readyz", self.readyz,
+                "Readiness: 200 once recovery has finished, 503 before and while draining",
+                auth="none",
+                responses={
+                    200: Out(HealthOut),
+                    503: Out(HealthOut, description="starting (with the last start-up "
+                             "error, if any) or draining"),
+                },
+                tag="service", engine=False,
+            ),
+            Endpoint(
+                "GET", "/openapi.json", self.openapi, "This document",
+                auth="none", responses={200: Out(description="OpenAPI 3.1")}, tag="service",
+                engine=False,
+            ),
+            Endpoint(
+                "GET", "/", self.index_page, "The buyer's page", auth="none",
+                responses={200: html}, tag="pages", engine=False,
+            ),
+            Endpoint(
+                "GET", "/admin", self.admin_page, "The admin dashboard", auth="none",
+                responses={200: html}, tag="pages", engine=False,
+            ),
+        ]  # fmt: skip

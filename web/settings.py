@@ -1,0 +1,116 @@
+"""The service's settings, read from the environment (DESIGN.md, "Configuration").
+
+`Settings.from_env()` is what `make run`, the CLI and the tests use; the CLI then overrides
+host, port and database URL from its flags. A bad value stops the start with a message naming
+the variable rather than running with a surprise.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from engine.config import EngineConfig
+
+DEFAULT_DATABASE_URL = "sqlite:///./concert-queue.db"
+STATIC_DIR = Path(__file__).parent / "static"
+
+T = TypeVar("T", int, float)
+
+
+class SettingsError(ValueError):
+    """An environment variable holds a value the service cannot run with."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    database_url: str = DEFAULT_DATABASE_URL
+    hold_seconds: float = 300.0
+    admit_batch: int = 100
+    admit_interval_seconds: float = 10.0
+    max_active: int | None = None
+    active_ttl_seconds: float = 600.0
+    seats_per_date: int = 50
+    max_holds_per_user: int = 4
+    admin_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    # True when ADMIN_TOKEN was unset and `admin_token` was generated (the CLI prints it).
+    admin_token_generated: bool = True
+    # Not in the contract: a tuning knob for actor mailboxes (DESIGN.md's "bounded mailbox").
+    mailbox_size: int = 4096
+    static_dir: Path = STATIC_DIR
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        admin_token = env.get("ADMIN_TOKEN", "").strip()
+        values: dict[str, Any] = {
+            "host": env.get("HOST", "127.0.0.1") or "127.0.0.1",
+            "port": _number(env, "PORT", int, 8000, low=1, high=65535),
+            "database_url": env.get("DATABASE_URL", "") or DEFAULT_DATABASE_URL,
+            "hold_seconds": _number(env, "HOLD_SECONDS", float, 300.0, low=0.1),
+            "admit_batch": _number(env, "ADMIT_BATCH", int, 100, low=1),
+            "admit_interval_seconds": _number(env, "ADMIT_INTERVAL_SECONDS", float, 10.0, low=0.01),
+            "max_active": _optional_int(env, "MAX_ACTIVE"),
+            "active_ttl_seconds": _number(env, "ACTIVE_TTL_SECONDS", float, 600.0, low=0.1),
+            "seats_per_date": _number(env, "SEATS_PER_DATE", int, 50, low=1, high=100_000),
+            "max_holds_per_user": _number(env, "MAX_HOLDS_PER_USER", int, 4, low=1),
+            "mailbox_size": _number(env, "MAILBOX_SIZE", int, 4096, low=1),
+        }
+        if admin_token:
+            values |= {"admin_token": admin_token, "admin_token_generated": False}
+        return cls(**values)
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+    def engine_config(self) -> EngineConfig:
+        return EngineConfig(
+            hold_seconds=self.hold_seconds,
+            admit_batch=self.admit_batch,
+            admit_interval_seconds=self.admit_interval_seconds,
+            max_active=self.max_active,
+            active_ttl_seconds=self.active_ttl_seconds,
+            seats_per_date=self.seats_per_date,
+            max_holds_per_user=self.max_holds_per_user,
+            mailbox_size=self.mailbox_size,
+        )
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+
+def _number(
+    env: Mapping[str, str],
+    name: str,
+    kind: Callable[[str], T],
+    default: T,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+) -> T:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a valid {kind.__name__}") from None
+    if (low is not None and value < low) or (high is not None and value > high):
+        raise SettingsError(f"{name}={raw!r} must be between {low} and {high or 'any'}")
+    return value
+
+
+def _optional_int(env: Mapping[str, str], name: str) -> int | None:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return None
+    return _number(env, name, int, 0, low=1)
