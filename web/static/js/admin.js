@@ -95,7 +95,9 @@ async function refresh() {
   if (!token || refreshing) return;
   refreshing = true;
   try {
-    const actors = asList(await admin("GET", "/admin/actors"), "actors", "items");
+    const overview = await admin("GET", "/admin/actors");
+    const actors = asList(overview, "actors", "items");
+    renderTotals(overview);
     renderQueue(actors.find((a) => pick(a, "key") === WAITING_ROOM || pick(a, "kind") === WAITING_ROOM));
     renderActors(actors);
     await renderDates(actors.filter((a) => pick(a, "kind") === "date"));
@@ -117,6 +119,21 @@ async function refresh() {
 function setConn(state, text) {
   $("conn").dataset.state = state;
   $("conn").textContent = text;
+}
+
+// -- totals --------------------------------------------------------------------------------
+
+function renderTotals(overview) {
+  const totals = pick(overview, "totals") ?? {};
+  const journal = pick(overview, "journal") ?? {};
+  $("t-sold").textContent = fmt(pick(totals, "sold"));
+  $("t-held").textContent = fmt(pick(totals, "held"));
+  $("t-checkout").textContent = fmt(pick(totals, "checkout"));
+  $("t-available").textContent = fmt(pick(totals, "available"));
+  $("t-revenue").textContent = fmt(pick(totals, "revenue"));
+  $("t-failed").textContent = fmt(pick(totals, "paymentsFailed"));
+  $("t-websockets").textContent = fmt(pick(overview, "websockets"));
+  $("t-commits").textContent = fmt(pick(journal, "commits"));
 }
 
 // -- the waiting room ------------------------------------------------------------------------

@@ -35,6 +35,7 @@ const state = {
   holds: new Map(), // reservationId -> {reservationId, concertId, date, seat, price, expiresAt, ...}
   balance: null,
   busy: new Set(), // seat numbers with a request in flight
+  paying: false, // a payment is in flight: its reply, not the socket, ends the shop
 };
 
 const chargeAction = new IdempotentAction();
@@ -176,6 +177,7 @@ async function route(view) {
       if (state.view !== "shop") await enterShop();
       break;
     case "COMPLETED":
+      if (state.paying) break; // our own payment: its reply shows the receipt
       if (loadJson(RECEIPT_KEY)) showDone(loadJson(RECEIPT_KEY));
       else endTurn("TOKEN_COMPLETED");
       break;
@@ -247,7 +249,7 @@ function onEvent(event) {
       break;
     case "queue.completed":
       // Paid here (the payment's reply shows the receipt) or in another tab: ask the server.
-      if (state.view !== "done") refreshMe().catch(reportError);
+      if (state.view !== "done" && !state.paying) refreshMe().catch(reportError);
       break;
     case "seat.changed":
       onSeatChanged(event);
@@ -719,6 +721,7 @@ async function pay() {
   const button = $("pay");
   button.disabled = true;
   button.setAttribute("aria-busy", "true");
+  state.paying = true;
   try {
     const payment = await api("POST", "/api/payments", {
       body: { reservationIds: ids },
@@ -759,6 +762,7 @@ async function pay() {
       reportError(error, { paying: true });
     }
   } finally {
+    state.paying = false;
     button.removeAttribute("aria-busy");
     button.disabled = state.holds.size === 0;
   }

@@ -1,0 +1,158 @@
+"""The buyer's page in a real browser against the real service: queue, seats, holds, payment."""
+
+from __future__ import annotations
+
+import re
+
+from playwright.sync_api import expect
+
+from tests.browser.conftest import PHONE, SHORT_HOLD_SECONDS, Pages, Screenshots, Server, unique
+from tests.browser.screens import BuyerScreen
+
+
+def test_a_buyer_joins_holds_two_seats_charges_pays_and_sees_the_confirmation(
+    server: Server, pages: Pages, shots: Screenshots
+) -> None:
+    buyer = BuyerScreen(pages.open(server.base_url + "/"))
+    shots.take(buyer.page, "join")
+    buyer.join(unique("flow"))
+    buyer.wait_for_seat_picker()
+    expect(buyer.date_choice).not_to_have_value("")
+    shots.take(buyer.page, "seat-picker")
+
+    buyer.hold(1)
+    buyer.expect_mine(1)
+    # The second seat with the keyboard only: arrows move along the row, Enter holds.
+    buyer.seat(1).press("ArrowRight")
+    expect(buyer.seat(2)).to_be_focused()
+    buyer.page.keyboard.press("Enter")
+    buyer.expect_mine(2)
+    expect(buyer.holds()).to_have_count(2)
+    expect(buyer.hold_of(1).locator(".countdown")).to_have_text(re.compile(r"^\d+:\d\d left$"))
+    shots.take(buyer.page, "two-seats-held")
+
+    # The queue token and the holds survive a reload of the tab.
+    buyer.page.reload()
+    buyer.wait_for_seat_picker()
+    expect(buyer.holds()).to_have_count(2)
+    buyer.expect_mine(1)
+    buyer.expect_mine(2)
+
+    buyer.pay()
+    expect(buyer.message).to_contain_text("balance is too low")
+    expect(buyer.holds()).to_have_count(2)
+    shots.take(buyer.page, "insufficient-balance")
+
+    total = buyer.page.locator("#total").inner_text()
+    expect(buyer.page.get_by_label("Add to balance")).to_have_value(total)
+    buyer.add_money()
+    expect(buyer.page.locator("#balance")).to_have_text(total)
+    buyer.pay()
+
+    expect(buyer.done_view).to_be_visible()
+    tickets = buyer.page.get_by_role("list", name="Seats bought").get_by_role("listitem")
+    expect(tickets).to_have_text(["Seat 1", "Seat 2"])
+    expect(buyer.page.locator("#done-amount")).to_have_text(total)
+    shots.take(buyer.page, "confirmation")
+
+    buyer.page.reload()
+    expect(buyer.done_view).to_be_visible()
+    expect(tickets).to_have_text(["Seat 1", "Seat 2"])
+
+
+def test_two_buyers_race_for_one_seat_and_the_loser_sees_it_taken_without_reloading(
+    server: Server, pages: Pages, shots: Screenshots
+) -> None:
+    first = BuyerScreen(pages.open(server.base_url + "/"))
+    second = BuyerScreen(pages.open(server.base_url + "/"))
+    first.join(unique("racer-a"))
+    second.join(unique("racer-b"))
+    first.wait_for_seat_picker()
+    second.wait_for_seat_picker()
+    assert first.date_choice.input_value() == second.date_choice.input_value()
+    first.mark_page()
+    second.mark_page()
+
+    seat = 11
+    first.click_seat_at_once(seat)
+    second.click_seat_at_once(seat)
+
+    for screen in (first, second):
+        expect(screen.seat(seat)).to_have_attribute("data-status", "HELD")
+    winners = [s for s in (first, second) if s.seat(seat).get_attribute("data-mine") == "true"]
+    assert len(winners) == 1, "exactly one buyer must get the seat"
+    winner = winners[0]
+    loser = second if winner is first else first
+    winner.expect_mine(seat)
+    expect(winner.holds()).to_have_count(1)
+    loser.expect_taken_by_someone_else(seat)
+    expect(loser.holds()).to_have_count(0)
+    expect(loser.message).to_contain_text(f"Seat {seat}")
+    shots.take(winner.page, "winner")
+    shots.take(loser.page, "loser")
+
+    # The winner lets go: the loser's map turns it available by itself, and now it is theirs.
+    winner.release(seat)
+    loser.expect_available(seat)
+    loser.hold(seat)
+    loser.expect_mine(seat)
+    winner.expect_taken_by_someone_else(seat)
+    first.expect_not_reloaded()
+    second.expect_not_reloaded()
+
+
+def test_an_expired_hold_leaves_the_screen_and_the_seat_frees_up_for_the_other_buyer(
+    short_hold_server: Server, pages: Pages, shots: Screenshots
+) -> None:
+    holder = BuyerScreen(pages.open(short_hold_server.base_url + "/"))
+    watcher = BuyerScreen(pages.open(short_hold_server.base_url + "/"))
+    holder.join(unique("holder"))
+    watcher.join(unique("watcher"))
+    holder.wait_for_seat_picker()
+    watcher.wait_for_seat_picker()
+    watcher.mark_page()
+
+    seat = 5
+    holder.hold(seat)
+    holder.expect_mine(seat)
+    expect(holder.hold_of(seat).locator(".countdown")).to_have_text(re.compile(r"^0:0\d left$"))
+    watcher.expect_taken_by_someone_else(seat)
+    shots.take(holder.page, "hold-counting-down")
+
+    expiry_ms = (SHORT_HOLD_SECONDS + 6) * 1000
+    expect(holder.holds()).to_have_count(0, timeout=expiry_ms)
+    expect(holder.message).to_contain_text(f"hold on seat {seat} expired")
+    holder.expect_available(seat)
+    watcher.expect_available(seat)
+    shots.take(holder.page, "hold-expired")
+    shots.take(watcher.page, "seat-free-again")
+
+    watcher.hold(seat)
+    watcher.expect_mine(seat)
+    watcher.expect_not_reloaded()
+
+
+def test_a_waiting_buyer_moves_up_and_reaches_the_seat_picker_when_admitted(
+    queue_admin: Server, pages: Pages, shots: Screenshots
+) -> None:
+    queue_admin.admin("PATCH", "/admin/queue", {"batchSize": 1, "intervalSeconds": 3})
+    queue_admin.admin("POST", "/admin/queue/pause")
+    ahead = BuyerScreen(pages.open(queue_admin.base_url + "/", PHONE))
+    behind = BuyerScreen(pages.open(queue_admin.base_url + "/", PHONE))
+    ahead.join(unique("ahead"))
+    expect(ahead.rank).to_have_text("1")
+    behind.join(unique("behind"))
+    expect(behind.waiting_view).to_be_visible()
+    expect(behind.rank).to_have_text("2")
+    expect(behind.page.locator("#eta")).to_have_text(re.compile("paused"))
+    behind.mark_page()
+    shots.take(behind.page, "waiting-second")
+
+    queue_admin.admin("POST", "/admin/queue/resume")
+    ahead.wait_for_seat_picker()
+    expect(behind.rank).to_have_text("1")
+    expect(behind.waiting_view).to_be_visible()
+    shots.take(behind.page, "waiting-first")
+    behind.wait_for_seat_picker()
+    behind.expect_not_reloaded()
+    shots.take(behind.page, "admitted")
