@@ -14,14 +14,12 @@ from what is durable and calls `reopen`.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
 import anyio
 import anyio.to_thread
@@ -29,14 +27,12 @@ from anyio.abc import TaskStatus
 from sqlalchemy import Engine, delete, insert
 
 from engine.errors import JournalFailed
-from engine.events import to_payload
 from engine.journal import ActorHistory, CommitTicket, FailureListener, JournalRecord, Snapshot
 from persistence.history import load_histories
-from persistence.tables import journal_table, snapshot_table
+from persistence.rows import JournalRow, encode_event, encode_state, insert_journal_rows
+from persistence.tables import snapshot_table
 
 log = logging.getLogger(__name__)
-
-_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
 @dataclass(slots=True)
@@ -102,7 +98,7 @@ class SqlJournal:
     def save_snapshot(self, snapshot: Snapshot) -> None:
         if self._closing or snapshot.actor_key in self._poisoned:
             return  # the state may hold events that will never be durable
-        state = _encode(snapshot.state)
+        state = encode_state(snapshot.state)
         self._queue.append(_SnapshotWrite(snapshot.actor_key, snapshot.actor_seq, state))
         self._wakeup.set()
 
@@ -162,25 +158,25 @@ class SqlJournal:
     def _write(self, batch: list[_Append | _SnapshotWrite]) -> None:
         """One transaction for the whole group (runs in a worker thread)."""
         now = datetime.now(UTC)
-        rows: list[dict[str, Any]] = []
+        rows: list[JournalRow] = []
         snapshots: dict[str, _SnapshotWrite] = {}
         for entry in batch:
             if isinstance(entry, _Append):
                 rows += [
-                    {
-                        "actor_key": record.actor_key,
-                        "actor_seq": record.actor_seq,
-                        "kind": record.event.kind,
-                        "payload": _encode(to_payload(record.event)),
-                        "recorded_at": now,
-                    }
+                    (
+                        record.actor_key,
+                        record.actor_seq,
+                        record.event.kind,
+                        encode_event(record.event),
+                        now,
+                    )
                     for record in entry.records
                 ]
             else:
                 snapshots[entry.actor_key] = entry  # only the latest of the group matters
         with self.engine.begin() as conn:
             if rows:
-                conn.execute(insert(journal_table), rows)
+                insert_journal_rows(conn, rows)
             if snapshots:
                 conn.execute(
                     delete(snapshot_table).where(snapshot_table.c.actor_key.in_(list(snapshots)))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Column, Integer, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Column, DateTime, Integer, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 # Bump this and add a step to `database.migrate` when a table changes shape.
@@ -30,7 +30,7 @@ class JournalEvent(SQLModel, table=True):
     actor_seq: int = Field(sa_column=Column(BigInteger, nullable=False))
     kind: str = Field(max_length=100)
     payload: str = Field(sa_column=Column(Text, nullable=False))  # JSON object
-    recorded_at: datetime
+    recorded_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
 
 
 class SnapshotRow(SQLModel, table=True):
@@ -39,7 +39,7 @@ class SnapshotRow(SQLModel, table=True):
     actor_key: str = Field(primary_key=True, max_length=200)
     actor_seq: int = Field(sa_column=Column(BigInteger, nullable=False))
     state: str = Field(sa_column=Column(Text, nullable=False))  # JSON object
-    recorded_at: datetime
+    recorded_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
 
 
 class ConcertRow(SQLModel, table=True):
