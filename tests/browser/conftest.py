@@ -52,6 +52,7 @@ SHORT_HOLD_SECONDS = 4
 STEP_TIMEOUT_MS = 10_000
 PHONE: ViewportSize = {"width": 390, "height": 844}
 DESKTOP: ViewportSize = {"width": 1280, "height": 900}
+WIDE: ViewportSize = {"width": 1440, "height": 1200}
 
 
 @dataclass
@@ -201,10 +202,10 @@ class Screenshots:
     folder: Path
     count: int = 0
 
-    def take(self, page: Page, name: str) -> Path:
+    def take(self, page: Page, name: str, *, full_page: bool = True) -> Path:
         self.count += 1
         path = self.folder / f"{self.count:02d}-{name}.png"
-        page.screenshot(path=str(path), full_page=True, animations="disabled")
+        page.screenshot(path=str(path), full_page=full_page, animations="disabled")
         return path
 
 
@@ -226,11 +227,16 @@ class Pages:
     contexts: list[BrowserContext] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
-    def open(self, url: str, viewport: ViewportSize | None = None) -> Page:
+    def open(
+        self, url: str, viewport: ViewportSize | None = None, *, refuse_websocket: bool = False
+    ) -> Page:
+        """A fresh page at `url`; `refuse_websocket` closes every socket it opens at once."""
         context = self.browser.new_context(viewport=viewport or DESKTOP)
         context.set_default_timeout(STEP_TIMEOUT_MS)
         self.contexts.append(context)
         page = context.new_page()
+        if refuse_websocket:
+            page.route_web_socket(re.compile(r"/ws\b"), lambda socket: socket.close(code=1011))
         page.on("pageerror", lambda error: self.errors.append(f"{url}: {error}"))
         page.goto(url)
         return page

@@ -6,14 +6,14 @@ import re
 
 from playwright.sync_api import expect
 
-from tests.browser.conftest import Pages, Screenshots, Server, unique
+from tests.browser.conftest import WIDE, Pages, Screenshots, Server, unique
 from tests.browser.screens import BuyerScreen, Dashboard
 
 
 def test_the_dashboard_pauses_admission_and_a_buyer_waits_until_it_resumes(
     queue_admin: Server, pages: Pages, shots: Screenshots
 ) -> None:
-    dashboard = Dashboard(pages.open(queue_admin.base_url + "/admin"))
+    dashboard = Dashboard(pages.open(queue_admin.base_url + "/admin", WIDE))
     dashboard.sign_in(queue_admin.admin_token)
     expect(dashboard.queue_state).to_have_text("running")
     expect(dashboard.actor_row("waiting-room")).to_be_visible()
@@ -43,6 +43,7 @@ def test_the_dashboard_pauses_admission_and_a_buyer_waits_until_it_resumes(
     expect(held).to_contain_text("21")
     expect(held).to_contain_text("held")
     shots.take(dashboard.page, "buyer-hold-visible")
+    shots.take(dashboard.page, "buyer-hold-visible-top", full_page=False)
 
 
 def test_the_dashboard_changes_the_batch_size(

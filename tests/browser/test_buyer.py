@@ -156,3 +156,28 @@ def test_a_waiting_buyer_moves_up_and_reaches_the_seat_picker_when_admitted(
     behind.wait_for_seat_picker()
     behind.expect_not_reloaded()
     shots.take(behind.page, "admitted")
+
+
+def test_a_buyer_without_a_websocket_is_admitted_and_sees_seats_change_by_polling(
+    queue_admin: Server, pages: Pages, shots: Screenshots
+) -> None:
+    queue_admin.admin("POST", "/admin/queue/pause")
+    offline = BuyerScreen(pages.open(queue_admin.base_url + "/", refuse_websocket=True))
+    offline.join(unique("no-socket"))
+    expect(offline.waiting_view).to_be_visible()
+    expect(offline.page.locator("#conn")).to_have_text(re.compile("reconnecting"))
+    offline.mark_page()
+    shots.take(offline.page, "waiting-without-socket")
+
+    queue_admin.admin("POST", "/admin/queue/resume")
+    offline.wait_for_seat_picker()
+
+    other = BuyerScreen(pages.open(queue_admin.base_url + "/"))
+    other.join(unique("with-socket"))
+    other.wait_for_seat_picker()
+    seat = 31
+    other.hold(seat)
+    other.expect_mine(seat)
+    offline.expect_taken_by_someone_else(seat)
+    offline.expect_not_reloaded()
+    shots.take(offline.page, "seat-taken-seen-by-polling")
