@@ -1,0 +1,60 @@
+"""Fixtures of the API tests: real servers, spoken to over real HTTP and real websockets.
+
+`server` is shared by most tests (session scope); it admits every 50 ms so admission never
+holds a test up, and tests that change the waiting room through the admin API put it back.
+Tests needing other settings (short holds, a tiny mailbox, a crash) use `start_server`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Protocol
+
+import httpx
+import pytest
+
+from tests.api.client import Api
+from tests.api.server import Server
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    running = Server(tmp_path_factory.mktemp("api-server"), {})
+    running.start()
+    yield running
+    running.stop()
+
+
+class StartServer(Protocol):
+    def __call__(self, env: dict[str, str], *, wait_ready: bool = True) -> Server: ...
+
+
+@pytest.fixture
+def start_server(tmp_path: Path) -> Iterator[StartServer]:
+    """Start servers with their own settings; every one is stopped after the test."""
+    started: list[Server] = []
+
+    def start(env: dict[str, str], *, wait_ready: bool = True) -> Server:
+        directory = tmp_path / f"server-{len(started)}"
+        directory.mkdir()
+        made = Server(directory, env)
+        started.append(made)
+        made.start(wait_ready=wait_ready)
+        return made
+
+    yield start
+    for made in started:
+        made.stop()
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[httpx.AsyncClient]:
+    limits = httpx.Limits(max_connections=256, max_keepalive_connections=256)
+    async with httpx.AsyncClient(timeout=20, limits=limits) as client:
+        yield client
+
+
+@pytest.fixture
+def api(server: Server, http: httpx.AsyncClient) -> Api:
+    return Api(server, http)
