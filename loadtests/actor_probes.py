@@ -1,0 +1,77 @@
+"""Probe actors that isolate what one turn of the actor runtime costs, piece by piece.
+
+Each probe is a real `engine.actor.Actor` with an empty state; only the handler differs:
+it does nothing, emits one event, refuses, or moves its deadline later every tenth turn. Run
+side by side with the bare round trip they split a hot date's cost per command into the
+runtime, the journal hand-off, the refusal path and the timer.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import anyio
+
+from engine.actor import Actor
+from engine.clock import SystemClock
+from engine.domain.waiting_room import RoomOpened
+from engine.errors import SEAT_TAKEN, Refused
+from engine.events import Event
+from engine.journal import MemoryJournal
+
+PROBES = ("no-op", "emit", "refuse", "later-deadline")
+
+
+class _EmptyState:
+    def __init__(self) -> None:
+        self.deadline: float | None = None
+
+    def apply(self, event: Event) -> None:
+        pass
+
+    def next_deadline(self) -> float | None:
+        return self.deadline
+
+    def to_snapshot(self) -> dict[str, Any]:
+        return {}
+
+    def summary(self) -> dict[str, Any]:
+        return {}
+
+
+class ProbeActor(Actor[_EmptyState]):
+    kind = "probe"
+
+    def __init__(self, probe: str) -> None:
+        super().__init__(probe, journal=MemoryJournal(), clock=SystemClock(), mailbox_size=4096)
+        self.probe = probe
+        self.turns = 0
+
+    def initial_state(self) -> _EmptyState:
+        return _EmptyState()
+
+    def state_from_snapshot(self, data: dict[str, Any]) -> _EmptyState:
+        return _EmptyState()
+
+    async def handle(self, command: Any) -> Any:
+        self.turns += 1
+        if self.probe == "emit":
+            self.emit([RoomOpened("probe")])
+        elif self.probe == "refuse":
+            raise Refused(SEAT_TAKEN, f"seat {command} is already taken")
+        elif self.probe == "later-deadline" and self.turns % 10 == 0:
+            # Like a hold: a deadline 300 s ahead, later than the one already armed.
+            self.state.deadline = time.time() + 300 + self.turns
+        return command
+
+
+async def serve_probe(probe: str, body: Any) -> Any:
+    """Run `body(actor)` against a started probe actor and stop it afterwards."""
+    actor = ProbeActor(probe)
+    async with anyio.create_task_group() as tg:
+        await tg.start(actor.run)
+        try:
+            return await body(actor)
+        finally:
+            actor.close()
