@@ -52,6 +52,8 @@ S = TypeVar("S", bound=DomainState)
 EventListener = Callable[[str, Sequence[Event]], None]
 
 
+BURST = 64  # turns an actor may run back to back before yielding to the event loop
+
 _REBUILD = object()  # a no-op command that lets a poisoned actor rebuild at once
 
 
@@ -77,9 +79,16 @@ class _Pending:
         await self.done.wait()
         if self.ticket is not None:
             await self.ticket.wait()
-        if self.error is not None:
-            raise self.error
-        return self.value
+        error = self.error
+        if error is None:
+            return self.value
+        # Raise without leaving a cycle (error -> traceback -> this frame -> error) for the
+        # cyclic collector: at thousands of refusals a second those passes stall the loop.
+        self.error = None
+        try:
+            raise error
+        finally:
+            del error
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +138,7 @@ class Actor(ABC, Generic[S]):
         self._since_snapshot = 0
         self._snapshot_weight = 0
         self._poisoned = False
+        self._burst = 0
         self._armed: float | None = None
         self._rearm = anyio.Event()
         self._processed = 0
@@ -205,13 +215,31 @@ class Actor(ABC, Generic[S]):
                 tg.start_soon(self._timer)
                 task_status.started()
                 async with self._receive:
-                    async for command, pending in self._receive:
+                    while True:
+                        try:
+                            command, pending = await self._next_command()
+                        except anyio.EndOfStream:
+                            break
                         if self._poisoned:
                             await self._rebuild()
                         await self._turn(command, pending)
                 tg.cancel_scope.cancel()
         finally:
             self._stopped.set()
+
+    async def _next_command(self) -> tuple[Any, _Pending | None]:
+        """The next command: straight from the mailbox while a burst lasts (no trip through
+        the event loop per turn), then through a checkpoint so other tasks get their turn."""
+        if self._burst < BURST:
+            try:
+                item = self._receive.receive_nowait()
+            except anyio.WouldBlock:
+                pass
+            else:
+                self._burst += 1
+                return item
+        self._burst = 0
+        return await self._receive.receive()
 
     def close(self) -> None:
         """Stop taking commands; `run` returns once those already queued have run."""
@@ -245,8 +273,14 @@ class Actor(ABC, Generic[S]):
         self._latencies.append(time.perf_counter() - started)
         if self._since_snapshot >= max(self.snapshot_every, self._snapshot_weight // 2):
             self.take_snapshot()
+        # Re-arm only when the deadline moved earlier: a later one is served by letting the
+        # armed timer fire (its ExpireDue turn finds nothing due and re-arms), which is far
+        # cheaper than cancelling and respawning the timer task on every hold and release.
         deadline = self.state.next_deadline()
-        if deadline != self._armed or isinstance(command, ExpireDue):
+        armed = self._armed
+        if isinstance(command, ExpireDue) or (
+            deadline is not None and (armed is None or deadline < armed)
+        ):
             self._rearm.set()
 
     def _reply(self, pending: _Pending | None, value: Any, error: BaseException | None) -> None:
@@ -254,6 +288,10 @@ class Actor(ABC, Generic[S]):
             if error is not None and not isinstance(error, EngineError | HandlerCrashed):
                 log.warning("told command failed on %s: %s", self.key, error)
             return
+        if error is not None:
+            # The caller raises it again with its own traceback; ours would keep this turn's
+            # frames (and `pending`) alive in a reference cycle.
+            error.__traceback__ = None
         pending.value = value
         pending.error = error
         pending.ticket = self._last_ticket

@@ -83,7 +83,8 @@ class CounterActor(Actor[Counter]):
         raise TypeError(command)
 
     def on_expire_due(self, now: float) -> Any:
-        self.emit([Rang(now)])
+        if self.state.alarm is not None and now >= self.state.alarm:
+            self.emit([Rang(now)])
 
 
 class GatedJournal(MemoryJournal):
@@ -238,6 +239,21 @@ async def test_timer_sends_expire_due_as_a_turn_at_the_deadline() -> None:
         assert actor.state.rang == [130.0]
         await clock.advance(100)
         assert actor.state.rang == [130.0]  # one deadline, one ring
+        actor.close()
+
+
+async def test_deadline_moved_later_rings_at_the_later_instant_only() -> None:
+    clock = ManualClock(start=100.0)
+    actor = counter(MemoryJournal(), clock)
+    async with anyio.create_task_group() as tg:
+        await tg.start(actor.run)
+        await actor.ask(("alarm", 130.0))
+        await actor.ask(("alarm", 200.0))
+        await clock.advance(50)
+        assert actor.state.rang == []
+        await actor.ask(("alarm", 160.0))  # earlier than the armed 200: re-armed at once
+        await clock.advance(10)
+        assert actor.state.rang == [160.0]
         actor.close()
 
 
