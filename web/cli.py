@@ -15,6 +15,7 @@ import logging
 import socket
 import sys
 from collections.abc import Sequence
+from types import FrameType
 
 import uvicorn
 from starlette.applications import Starlette
@@ -38,6 +39,12 @@ class DrainingServer(uvicorn.Server):
     def __init__(self, config: uvicorn.Config, runtime: Runtime) -> None:
         super().__init__(config)
         self.runtime = runtime
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        super().handle_exit(sig, frame)
+        # uvicorn re-raises the signal once it has shut down, so the process would die "killed
+        # by SIGTERM"; after a complete drain we exit with status 0 instead.
+        self._captured_signals.clear()
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         for server in self.servers:

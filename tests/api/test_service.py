@@ -1,0 +1,156 @@
+"""Service routes: health, readiness, the OpenAPI document, the pages, routing errors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from websockets.exceptions import ConnectionClosed
+
+from tests.api.client import Api, error_code, eventually, next_message, websocket
+from tests.api.conftest import StartServer
+from web.settings import STATIC_DIR
+
+pytestmark = pytest.mark.anyio
+
+# Every route of DESIGN.md's contract.
+CONTRACT = [
+    ("post", "/api/queue/tokens"),
+    ("get", "/api/queue/tokens/me"),
+    ("get", "/api/concerts"),
+    ("get", "/api/concerts/{concertId}/dates"),
+    ("get", "/api/concerts/{concertId}/dates/{date}/seats"),
+    ("post", "/api/reservations"),
+    ("get", "/api/reservations"),
+    ("delete", "/api/reservations/{reservationId}"),
+    ("post", "/api/balance/charge"),
+    ("get", "/api/balance"),
+    ("post", "/api/payments"),
+    ("get", "/healthz"),
+    ("get", "/readyz"),
+    ("get", "/admin/actors"),
+    ("get", "/admin/actors/{key}"),
+    ("post", "/admin/queue/pause"),
+    ("post", "/admin/queue/resume"),
+    ("patch", "/admin/queue"),
+    ("post", "/admin/concerts"),
+    ("get", "/metrics"),
+    ("get", "/ws"),
+]
+
+
+async def test_health_and_readiness(api: Api) -> None:
+    assert (await api.get("/healthz")).json()["status"] == "ok"
+    ready = await api.get("/readyz")
+    assert (ready.status_code, ready.json()["status"]) == (200, "ready")
+
+
+async def openapi(api: Api) -> dict[str, Any]:
+    response = await api.get("/openapi.json")
+    assert response.status_code == 200
+    document: dict[str, Any] = response.json()
+    return document
+
+
+async def test_openapi_documents_every_route_of_the_contract(api: Api) -> None:
+    document = await openapi(api)
+    documented = {(m, p) for p, item in document["paths"].items() for m in item}
+    assert set(CONTRACT) <= documented
+    hold = document["paths"]["/api/reservations"]["post"]
+    assert {"201", "401", "403", "404", "409", "422", "503"} <= set(hold["responses"])
+    assert "SEAT_TAKEN" in hold["responses"]["409"]["description"]
+    assert hold["security"] == [{"queueToken": []}]
+    charge = document["paths"]["/api/balance/charge"]["post"]
+    assert "Idempotency-Key" in {p["name"] for p in charge["parameters"]}
+    messages = document["x-websocket"]["serverMessages"]
+    assert {"queue.rank", "queue.admitted", "queue.expired", "queue.completed"} <= set(messages)
+    assert {"seat.changed", "hold.expiring", "hold.expired", "error"} <= set(messages)
+
+
+async def test_openapi_request_schemas_are_strict(api: Api) -> None:
+    schemas = (await openapi(api))["components"]["schemas"]
+    hold = schemas["HoldRequest"]
+    assert hold["additionalProperties"] is False
+    assert set(hold["required"]) == {"concertId", "date", "seat"}
+    assert hold["properties"]["seat"]["type"] == "integer"
+    assert hold["properties"]["seat"]["minimum"] == 1
+    charge = schemas["ChargeRequest"]["properties"]["amount"]
+    assert (charge["type"], charge["minimum"], charge["maximum"]) == ("integer", 1, 10**9)
+
+
+async def test_openapi_response_schemas_match_what_is_sent(api: Api) -> None:
+    document = await openapi(api)
+    schemas = document["components"]["schemas"]
+
+    def fields(path: str, method: str, status: str) -> set[str]:
+        schema = document["paths"][path][method]["responses"][status]["content"][
+            "application/json"
+        ]["schema"]
+        schema = schema.get("items", schema)
+        name = schema["$ref"].rsplit("/", 1)[1]
+        return set(schemas[name]["properties"])
+
+    user = await api.admitted()
+    concert_id, (day,) = await api.new_concert()
+    token = (await api.join(user.user_id)).json()
+    assert set(token) == fields("/api/queue/tokens", "post", "200")
+    hold = (await api.hold(user, concert_id, day, 1)).json()
+    assert set(hold) == fields("/api/reservations", "post", "201")
+    seats = (await api.get(f"/api/concerts/{concert_id}/dates/{day}/seats", user)).json()
+    assert set(seats) == fields("/api/concerts/{concertId}/dates/{date}/seats", "get", "200")
+    balance = (await api.charge(user, 500)).json()
+    assert set(balance) == fields("/api/balance/charge", "post", "200")
+    payment = (await api.pay(user, hold["reservationId"])).json()
+    assert set(payment) == fields("/api/payments", "post", "201")
+    refused = (await api.get("/api/concerts")).json()
+    assert set(refused) == fields("/api/concerts", "get", "401")
+
+
+async def test_unknown_routes_and_methods_answer_in_the_error_model(api: Api) -> None:
+    missing = await api.get("/api/nothing-here")
+    assert (missing.status_code, error_code(missing)) == (404, "NOT_FOUND")
+    wrong = await api.http.put(api.url + "/api/balance")
+    assert (wrong.status_code, error_code(wrong)) == (405, "METHOD_NOT_ALLOWED")
+
+
+@pytest.mark.parametrize(("path", "page"), [("/", "index.html"), ("/admin", "admin.html")])
+async def test_pages_are_served_from_the_static_directory(api: Api, path: str, page: str) -> None:
+    response = await api.get(path)
+    assert response.status_code == (200 if (STATIC_DIR / page).is_file() else 404)
+    assert response.headers["content-type"].startswith("text/html")
+
+
+async def test_static_files_are_served_under_static(api: Api) -> None:
+    files = sorted(p for p in STATIC_DIR.rglob("*") if p.is_file())
+    if files:
+        relative = files[0].relative_to(STATIC_DIR).as_posix()
+        assert (await api.get(f"/static/{relative}")).content == files[0].read_bytes()
+    assert (await api.get("/static/no-such-file.js")).status_code == 404
+
+
+async def test_not_ready_while_the_database_cannot_be_opened(
+    start_server: StartServer, api: Api
+) -> None:
+    broken = start_server(
+        {"DATABASE_URL": "sqlite:////nonexistent-directory/concert-queue.db"}, wait_ready=False
+    )
+    offline = Api(broken, api.http)
+    assert (await offline.get("/healthz")).status_code == 200
+
+    async def failure_reported() -> dict[str, Any] | None:
+        ready = await offline.get("/readyz")
+        assert (ready.status_code, ready.json()["status"]) == (503, "starting")
+        body: dict[str, Any] = ready.json()
+        return body if body["error"] else None
+
+    assert (
+        "unable to open database file" in (await eventually(failure_reported, "an error"))["error"]
+    )
+    joined = await offline.join("someone")
+    assert (joined.status_code, error_code(joined)) == (503, "UNAVAILABLE")
+    assert joined.headers["Retry-After"] == "1"
+    async with websocket(broken, "1.x") as ws:
+        assert (await next_message(ws))["code"] == "UNAVAILABLE"
+        with pytest.raises(ConnectionClosed):
+            await next_message(ws)
+        assert ws.close_code == 1013
