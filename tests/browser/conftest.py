@@ -47,6 +47,7 @@ LAUNCH_ARGS = [
 SCREENSHOTS = ROOT / "tests" / "screenshots" / "browser"
 ADMIN_TOKEN = "browser-tests-admin-token"
 ADMIT_INTERVAL_SECONDS = 0.2
+ACTIVE_TTL_SECONDS = 600
 LONG_HOLD_SECONDS = 120
 SHORT_HOLD_SECONDS = 4
 STEP_TIMEOUT_MS = 10_000
@@ -87,7 +88,11 @@ class Server:
         self.admin(
             "PATCH",
             "/admin/queue",
-            {"batchSize": 100, "intervalSeconds": ADMIT_INTERVAL_SECONDS},
+            {
+                "batchSize": 100,
+                "intervalSeconds": ADMIT_INTERVAL_SECONDS,
+                "activeTtlSeconds": ACTIVE_TTL_SECONDS,
+            },
         )
 
 
@@ -109,6 +114,7 @@ def running_server(workdir: Path, **env: str) -> Iterator[Server]:
         "ADMIN_TOKEN": ADMIN_TOKEN,
         "ADMIT_INTERVAL_SECONDS": str(ADMIT_INTERVAL_SECONDS),
         "HOLD_SECONDS": str(LONG_HOLD_SECONDS),
+        "ACTIVE_TTL_SECONDS": str(ACTIVE_TTL_SECONDS),
         **env,
     }
     command = [

@@ -57,3 +57,12 @@ def test_the_dashboard_changes_the_batch_size(
     expect(dashboard.stat("Batch size")).to_have_text("25")
     assert queue_admin.queue_state()["batchSize"] == 25
     shots.take(dashboard.page, "batch-size-25")
+
+
+def test_the_dashboard_refuses_a_wrong_admin_token(server: Server, pages: Pages) -> None:
+    dashboard = Dashboard(pages.open(server.base_url + "/admin"))
+    dashboard.page.get_by_label("Admin token").fill("not-the-token")
+    dashboard.page.get_by_role("button", name="Sign in").click()
+    expect(dashboard.page.get_by_role("alert")).to_contain_text("admin token was refused")
+    expect(dashboard.page.get_by_label("Admin token")).to_be_visible()
+    expect(dashboard.page.locator("#dashboard")).to_be_hidden()

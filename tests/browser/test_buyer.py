@@ -181,3 +181,25 @@ def test_a_buyer_without_a_websocket_is_admitted_and_sees_seats_change_by_pollin
     offline.expect_taken_by_someone_else(seat)
     offline.expect_not_reloaded()
     shots.take(offline.page, "seat-taken-seen-by-polling")
+
+
+def test_a_buyer_whose_shopping_window_runs_out_is_told_so_and_can_join_again(
+    queue_admin: Server, pages: Pages, shots: Screenshots
+) -> None:
+    window_seconds = 3
+    queue_admin.admin("PATCH", "/admin/queue", {"activeTtlSeconds": window_seconds})
+    buyer = BuyerScreen(pages.open(queue_admin.base_url + "/"))
+    buyer.join(unique("slow"))
+    buyer.wait_for_seat_picker()
+    expect(buyer.page.locator("#window-left")).to_have_text(re.compile(r"^0:0[0-3]$"))
+    buyer.mark_page()
+
+    ended = buyer.page.locator("#view-ended")
+    expect(ended).to_be_visible(timeout=(window_seconds + 6) * 1000)
+    expect(ended).to_contain_text("Your shopping time ran out")
+    buyer.expect_not_reloaded()
+    shots.take(buyer.page, "window-ran-out")
+
+    queue_admin.admin("PATCH", "/admin/queue", {"activeTtlSeconds": 600})
+    buyer.page.get_by_role("button", name="Join the queue again").click()
+    buyer.wait_for_seat_picker()

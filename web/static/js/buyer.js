@@ -147,7 +147,8 @@ function updateRank(rank, etaSeconds) {
 
 function endTurn(code) {
   const words = {
-    TOKEN_EXPIRED: "Your shopping time ran out, and any seats you held went back on sale. No money was taken for them.",
+    TOKEN_EXPIRED:
+      "Your shopping time ran out. Seats you held but did not pay for go back on sale when their holds end; no money was taken for them.",
     TOKEN_COMPLETED: "This queue ticket was already used for a purchase.",
     TOKEN_INVALID: "Your queue ticket is no longer recognised (the server may have been reset).",
     TOKEN_MISSING: "Your queue ticket is no longer recognised.",
@@ -155,10 +156,11 @@ function endTurn(code) {
   live.stop();
   clearMessage();
   state.token = null;
+  state.activeUntil = null;
   saveSession();
+  show("ended");
   resetShop();
   $("ended-text").textContent = words[code] ?? words.TOKEN_EXPIRED;
-  show("ended");
   $("ended-title").focus();
   document.title = "Tickets · concert-queue";
 }
@@ -166,7 +168,7 @@ function endTurn(code) {
 /** Move to whichever view the token's status calls for. */
 async function route(view) {
   state.userId = view.userId ?? state.userId;
-  state.activeUntil = view.activeUntil ?? state.activeUntil;
+  state.activeUntil = view.activeUntil ?? null;
   saveSession();
   switch (view.status) {
     case "WAITING":
@@ -212,6 +214,7 @@ async function join(userId) {
 }
 
 async function refreshMe() {
+  if (!state.token) return null; // the turn already ended: nothing to ask
   const view = await api("GET", "/api/queue/tokens/me");
   await route(view);
   return view;
@@ -772,8 +775,9 @@ async function pay() {
 
 function showDone(receipt) {
   live.stop();
-  resetShop();
+  state.activeUntil = null;
   show("done");
+  resetShop();
   clearMessage();
   const seats = [...receipt.seats].sort((a, b) => a.date.localeCompare(b.date) || a.seat - b.seat);
   const places = [...new Set(seats.map((s) => `${s.title} on ${formatDay(s.date)}`))];
