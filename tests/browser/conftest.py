@@ -10,6 +10,7 @@ Locally the suite skips when /usr/bin/chromium is missing; with `CI=true` it fai
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import socket
@@ -29,6 +30,7 @@ from playwright.sync_api import (
     BrowserContext,
     Page,
     ViewportSize,
+    WebSocketRoute,
     expect,
     sync_playwright,
 )
@@ -234,15 +236,23 @@ class Pages:
     errors: list[str] = field(default_factory=list)
 
     def open(
-        self, url: str, viewport: ViewportSize | None = None, *, refuse_websocket: bool = False
+        self, url: str, viewport: ViewportSize | None = None, *, refused_sockets: int = 0
     ) -> Page:
-        """A fresh page at `url`; `refuse_websocket` closes every socket it opens at once."""
+        """A fresh page at `url` whose first `refused_sockets` websockets are closed at once."""
         context = self.browser.new_context(viewport=viewport or DESKTOP)
         context.set_default_timeout(STEP_TIMEOUT_MS)
         self.contexts.append(context)
         page = context.new_page()
-        if refuse_websocket:
-            page.route_web_socket(re.compile(r"/ws\b"), lambda socket: socket.close(code=1011))
+        if refused_sockets:
+            attempts = itertools.count(1)
+
+            def refuse_then_connect(socket: WebSocketRoute) -> None:
+                if next(attempts) <= refused_sockets:
+                    socket.close(code=1011)
+                else:
+                    socket.connect_to_server()
+
+            page.route_web_socket(re.compile(r"/ws\b"), refuse_then_connect)
         page.on("pageerror", lambda error: self.errors.append(f"{url}: {error}"))
         page.goto(url)
         return page

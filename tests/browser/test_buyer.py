@@ -162,7 +162,7 @@ def test_a_buyer_without_a_websocket_is_admitted_and_sees_seats_change_by_pollin
     queue_admin: Server, pages: Pages, shots: Screenshots
 ) -> None:
     queue_admin.admin("POST", "/admin/queue/pause")
-    offline = BuyerScreen(pages.open(queue_admin.base_url + "/", refuse_websocket=True))
+    offline = BuyerScreen(pages.open(queue_admin.base_url + "/", refused_sockets=1_000_000))
     offline.join(unique("no-socket"))
     expect(offline.waiting_view).to_be_visible()
     expect(offline.page.locator("#conn")).to_have_text(re.compile("reconnecting"))
@@ -203,3 +203,22 @@ def test_a_buyer_whose_shopping_window_runs_out_is_told_so_and_can_join_again(
     queue_admin.admin("PATCH", "/admin/queue", {"activeTtlSeconds": 600})
     buyer.page.get_by_role("button", name="Join the queue again").click()
     buyer.wait_for_seat_picker()
+
+
+def test_a_dropped_websocket_reconnects_by_itself_and_pushes_again(
+    server: Server, pages: Pages
+) -> None:
+    buyer = BuyerScreen(pages.open(server.base_url + "/", refused_sockets=2))
+    other = BuyerScreen(pages.open(server.base_url + "/"))
+    buyer.join(unique("reconnects"))
+    other.join(unique("pusher"))
+    buyer.wait_for_seat_picker()
+    other.wait_for_seat_picker()
+    expect(buyer.page.locator("#conn")).to_have_text("live")
+    buyer.mark_page()
+
+    # Once live the page stops polling: this change can only come through the new socket.
+    seat = 41
+    other.hold(seat)
+    expect(buyer.seat(seat)).to_have_attribute("data-status", "HELD", timeout=1_500)
+    buyer.expect_not_reloaded()

@@ -35,6 +35,7 @@ const state = {
   holds: new Map(), // reservationId -> {reservationId, concertId, date, seat, price, expiresAt, ...}
   balance: null,
   busy: new Set(), // seat numbers with a request in flight
+  releasing: new Set(), // reservation ids being released: their AVAILABLE event is no expiry
   paying: false, // a payment is in flight: its reply, not the socket, ends the shop
 };
 
@@ -426,8 +427,9 @@ function onSeatChanged(event) {
   // A hold of ours that the server put back on sale has ended, whatever we thought.
   if (event.status === "AVAILABLE" && mineBefore) {
     for (const hold of state.holds.values()) {
-      if (hold.concertId === event.concertId && hold.date === event.date && hold.seat === seat) {
-        removeHold(hold.reservationId, "expired");
+      const same = hold.concertId === event.concertId && hold.date === event.date;
+      if (same && hold.seat === seat) {
+        removeHold(hold.reservationId, state.releasing.has(hold.reservationId) ? "released" : "expired");
       }
     }
   }
@@ -481,6 +483,7 @@ async function hold(number) {
 
 async function release(held) {
   state.busy.add(held.seat);
+  state.releasing.add(held.reservationId);
   try {
     await api("DELETE", `/api/reservations/${encodeURIComponent(held.reservationId)}`);
     removeHold(held.reservationId, "released");
@@ -492,6 +495,7 @@ async function release(held) {
     }
   } finally {
     state.busy.delete(held.seat);
+    state.releasing.delete(held.reservationId);
   }
 }
 
