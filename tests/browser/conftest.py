@@ -163,7 +163,7 @@ def _wait_ready(process: subprocess.Popen[bytes], server: Server) -> None:
     pytest.fail(f"the server was not ready within 30 s:\n{server.log_path.read_text()}")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def chromium() -> Path:
     if not CHROMIUM.exists():
         message = f"{CHROMIUM} is missing (apt-get install chromium)"
@@ -173,7 +173,7 @@ def chromium() -> Path:
     return CHROMIUM
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser(chromium: Path) -> Iterator[Browser]:
     expect.set_options(timeout=STEP_TIMEOUT_MS)
     with sync_playwright() as playwright:
@@ -184,13 +184,13 @@ def browser(chromium: Path) -> Iterator[Browser]:
         launched.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def server(chromium: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     with running_server(tmp_path_factory.mktemp("server")) as running:
         yield running
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def short_hold_server(chromium: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     workdir = tmp_path_factory.mktemp("short-hold-server")
     with running_server(workdir, HOLD_SECONDS=str(SHORT_HOLD_SECONDS)) as running:
