@@ -9,18 +9,23 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, insert
 
-from engine.events import Event
+from engine.events import Event, from_payload, registered_kinds
 from persistence.tables import journal_table
 
 JournalRow = tuple[str, int, str, str, datetime]  # actor key, actor seq, kind, payload, time
 
 _encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+# The C scanner without `json.loads`' Python wrapper (a whitespace regex on every call): our own
+# payloads have no surrounding whitespace. Two to three times faster over a million rows.
+_scan: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
 _FIELDS: dict[type[Event], tuple[str, ...]] = {}
+_KINDS: dict[str, type[Event]] = {}
 
 _COLUMNS = "actor_key, actor_seq, kind, payload, recorded_at"
 _SQLITE_INSERT = f"INSERT INTO journal_event ({_COLUMNS}) VALUES (?, ?, ?, ?, ?)"
@@ -37,6 +42,27 @@ def encode_event(event: Event) -> str:
         assert dataclasses.is_dataclass(event)
         names = _FIELDS[type(event)] = tuple(f.name for f in dataclasses.fields(event))
     return _encode({name: getattr(event, name) for name in names})
+
+
+def decode_event(kind: str, payload: str) -> Event:
+    """`engine.events.from_payload(kind, json.loads(payload))`, faster: a payload without
+    arrays (most events) needs no tuple conversion and goes straight to the constructor."""
+    values: dict[str, Any] = _scan(payload, 0)[0]
+    cls = _KINDS.get(kind)
+    if cls is None:
+        _KINDS.update(registered_kinds())
+        cls = _KINDS.get(kind)
+    if cls is None:
+        return from_payload(kind, values)  # raises the engine's unknown-kind error
+    for value in values.values():
+        if value.__class__ is list:
+            return from_payload(kind, values)
+    return cls(**values)
+
+
+def decode_state(data: str) -> dict[str, Any]:
+    state: dict[str, Any] = _scan(data, 0)[0]
+    return state
 
 
 def encode_state(state: dict[str, Any]) -> str:

@@ -173,3 +173,26 @@ async def test_appends_after_close_fail_instead_of_being_lost(database_url: str)
     assert late.failed
     with anyio.fail_after(1), pytest.raises(JournalFailed):
         await late.wait()
+
+
+@pytest.mark.parametrize(
+    "covered",
+    [0, 10, 95, 100],
+    ids=["no-snapshot-one-scan", "short-snapshot-one-scan", "long-snapshot-range-reads", "all"],
+)
+async def test_full_recovery_returns_exactly_the_records_after_each_snapshot(
+    database_url: str, covered: int
+) -> None:
+    async with open_store(database_url, seed_demo=False) as store:
+        journal = store.journal
+        journal.append([charge("wallet:0", n, amount=n) for n in range(1, 101)])
+        if covered:
+            journal.save_snapshot(Snapshot("wallet:0", covered, {"upto": covered}))
+        await journal.append([charge("wallet:1", 1), charge("wallet:1", 2)]).wait()
+        histories = await journal.load()
+    history = histories["wallet:0"]
+    assert history.snapshot == (
+        Snapshot("wallet:0", covered, {"upto": covered}) if covered else None
+    )
+    assert [r.event.amount for r in history.records] == list(range(covered + 1, 101))  # type: ignore[attr-defined]
+    assert [r.actor_seq for r in histories["wallet:1"].records] == [1, 2]
