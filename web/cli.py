@@ -11,7 +11,9 @@ flushed; then the process exits.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import resource
 import socket
 import sys
 from collections.abc import Sequence
@@ -27,6 +29,7 @@ from web.settings import Settings, SettingsError
 
 GRACEFUL_SHUTDOWN_SECONDS = 15
 WS_MAX_MESSAGE = 16 * 1024
+BACKLOG = 4096  # a crowd of browsers connecting at once (net.core.somaxconn caps it)
 
 
 class DrainingServer(uvicorn.Server):
@@ -84,7 +87,17 @@ def settings_from(args: argparse.Namespace) -> Settings:
     return settings
 
 
+def raise_open_files_limit() -> None:
+    """Every websocket is a file descriptor: allow as many as the hard limit does."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = hard if hard != resource.RLIM_INFINITY else 1 << 20
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+
+
 def serve(settings: Settings, log_level: str = "info") -> int:
+    raise_open_files_limit()
     app: Starlette = create_app(settings)
     runtime: Runtime = app.state.runtime
     config = uvicorn.Config(
@@ -99,6 +112,7 @@ def serve(settings: Settings, log_level: str = "info") -> int:
         log_level=log_level,
         access_log=False,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+        backlog=BACKLOG,
     )
     print(f"concert-queue on {settings.url}", flush=True)
     print(f"database: {settings.database_url}", flush=True)

@@ -52,7 +52,6 @@ STATUS_OF_CODE: dict[str, int] = {
     codes.INSUFFICIENT_BALANCE: 402,
     OVERLOADED: 503,
     UNAVAILABLE: 503,
-    JournalFailed.code: 503,
     INTERNAL: 500,
 }
 
@@ -120,10 +119,7 @@ def response_for(error: Exception) -> Response:
         # make that safe for charges and payments).
         log.warning("command not acknowledged: %s", error)
         return error_response(
-            503,
-            UNAVAILABLE if isinstance(error, ActorUnavailable) else error.code,
-            error.message,
-            headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER)},
+            503, UNAVAILABLE, error.message, headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER)}
         )
     if isinstance(error, HandlerCrashed | EngineError):
         log.error("command failed: %s", error)

@@ -1,0 +1,60 @@
+"""The mapping of engine outcomes to HTTP answers: a code's status, and never a false success."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from engine.errors import (
+    ActorUnavailable,
+    EngineError,
+    HandlerCrashed,
+    JournalFailed,
+    Overloaded,
+    Refused,
+)
+from web.errors import response_for
+
+CONTRACT_STATUSES = {
+    "TOKEN_INVALID": 401,
+    "QUEUE_WAITING": 403,
+    "TOKEN_COMPLETED": 403,
+    "TOKEN_EXPIRED": 403,
+    "NOT_OWNER": 403,
+    "NOT_FOUND": 404,
+    "VALIDATION_ERROR": 422,
+    "SEAT_TAKEN": 409,
+    "HOLD_LIMIT": 409,
+    "HOLD_EXPIRED": 409,
+    "INSUFFICIENT_BALANCE": 402,
+}
+
+
+def answer(error: Exception) -> tuple[int, str, dict[str, str]]:
+    response = response_for(error)
+    body = json.loads(bytes(response.body))
+    return response.status_code, body["error"]["code"], dict(response.headers)
+
+
+@pytest.mark.parametrize(("code", "status"), CONTRACT_STATUSES.items())
+def test_every_refusal_code_has_its_contract_status(code: str, status: int) -> None:
+    assert answer(Refused(code, "no"))[:2] == (status, code)
+
+
+def test_a_full_mailbox_is_503_overloaded_with_a_whole_retry_after() -> None:
+    status, code, headers = answer(Overloaded("date:x:2031-01-01", retry_after=0.25))
+    assert (status, code, headers["retry-after"]) == (503, "OVERLOADED", "1")
+
+
+@pytest.mark.parametrize(
+    "error", [JournalFailed("disk full"), ActorUnavailable("date:x is rebuilding")]
+)
+def test_an_outcome_that_is_not_durable_is_503_unavailable(error: EngineError) -> None:
+    status, code, headers = answer(error)
+    assert (status, code, headers["retry-after"]) == (503, "UNAVAILABLE", "1")
+
+
+@pytest.mark.parametrize("error", [HandlerCrashed("KeyError: 1"), RuntimeError("boom")])
+def test_an_unexpected_failure_is_500_internal(error: Exception) -> None:
+    assert answer(error)[:2] == (500, "INTERNAL")
