@@ -108,6 +108,9 @@ def serve(settings: Settings, log_level: str = "info") -> int:
         http="httptools",
         ws="websockets-sansio",
         ws_max_size=WS_MAX_MESSAGE,
+        # Messages are a few dozen bytes: compressing each one for 10,000 sockets costs CPU
+        # and memory (a zlib context per socket) for nothing.
+        ws_per_message_deflate=False,
         lifespan="on",
         log_level=log_level,
         access_log=False,

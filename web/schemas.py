@@ -249,7 +249,7 @@ class ConcertIn(RequestModel):
     concert_id: ConcertId
     title: str = Field(min_length=1, max_length=200)
     venue: str = Field(default="", max_length=200)
-    dates: list[ConcertDateIn] = Field(min_length=1, max_length=366)
+    dates: list[ConcertDateIn] = Field(min_length=1, max_length=300)  # fits in 16 KiB
 
 
 class ConcertDateDetail(ResponseModel):
