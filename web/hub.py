@@ -315,7 +315,9 @@ class Hub:
             return
         subscribers = self._by_date.get(actor_key)
         for event in events:
-            if isinstance(event, SeatHeld):
+            if isinstance(event, SeatHeld) and event.user_id in self._by_user:
+                # Only holders listening now get a warning: the heap then stays as small as
+                # the connected crowd's holds, however many holds plain HTTP clients make.
                 self._schedule_warning(actor_key, event)
             elif isinstance(event, HoldExpired):
                 text = dump(HoldExpiredMessage(reservation_id=event.reservation_id))
