@@ -1,0 +1,373 @@
+"""The HTTP benchmark (issue #4): the hold route against a bare Starlette endpoint, one server.
+
+    python -m loadtests.bench_http            # about two minutes
+    python -m loadtests.bench_http --quick    # a short run to check the harness
+
+One server process (`loadtests.bench_server`: the service on a fresh SQLite file, plus a bare
+Starlette JSON endpoint) and one generator process (`loadtests.loadgen`, 64 keep-alive
+connections). In alternating rounds it measures req/s and latency of
+- `POST /bare/reservations`: the bare endpoint (parse a JSON body, answer 201 JSON): baseline;
+- `POST /api/reservations` spread over every seat of many dates (500 x 50 seats), round robin,
+  by a few hundred PROCESSING users (at most one seat per user and date); holds lapse after
+  2 s, before the load comes round to the same seat again, so nearly every request is a 201;
+- `POST /api/reservations` on one hot seat: everyone wants seat 1 of one date, so SEAT_TAKEN
+  but for one 201 each time the hold lapses (the holder's own repeats answer 200).
+Then an open-loop sweep of the spread holds at fractions of their measured ceiling gives hold
+latency against offered load (`sweep` in the JSON; the chart of REPORT.md).
+
+Writes loadtests/results/http.json and prints a markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+
+from loadtests.figures import Figure, markdown_table, percentile, write_results
+from loadtests.server_process import ServerProcess
+from loadtests.service_client import (
+    DateOnSale,
+    Member,
+    admin_headers,
+    join_all,
+    put_on_sale,
+    wait_active,
+)
+
+ADMIN_TOKEN = "bench-admin-token"
+PRICE = 100
+SEATS = 50  # the contract's default seats per date
+USERS = 400
+SWEEP = (0.25, 0.5, 0.75, 0.9, 1.0, 1.2)
+
+HOLD_SECONDS = 2.0
+# Admit everyone at once and keep them active for the whole run. Holds lapse after 2 s (timer
+# expiry, journaled like any event), so the spread load comes round to a seat again only once
+# its last hold has lapsed: an endless on-sale in which every request can succeed.
+SERVER_ENV = {
+    "ADMIN_TOKEN": ADMIN_TOKEN,
+    "ADMIT_BATCH": "100000",
+    "ADMIT_INTERVAL_SECONDS": "0.05",
+    "ACTIVE_TTL_SECONDS": "7200",
+    "HOLD_SECONDS": str(HOLD_SECONDS),
+    "SEATS_PER_DATE": str(SEATS),
+    "MAX_HOLDS_PER_USER": "4",
+}
+
+Request = tuple[str, str, dict[str, str], str | None]
+
+
+def hold_request(member: Member, concert_id: str, date: str, seat: int) -> Request:
+    body = json.dumps({"concertId": concert_id, "date": date, "seat": seat})
+    headers = {**member.headers, "Content-Type": "application/json"}
+    return ("POST", "/api/reservations", headers, body)
+
+
+def spread_requests(dates: list[DateOnSale], members: list[Member]) -> list[Request]:
+    """Every seat of every date once, date-major inner loop so consecutive requests hit
+    different date actors; request k goes to user k // len(dates) % users, so a user holds at
+    most one seat per date (the per-date hold limit is never what answers)."""
+    requests = []
+    per_user = len(dates)
+    for k in range(len(dates) * SEATS):
+        date = dates[k % len(dates)]
+        seat = k // len(dates) + 1
+        member = members[(k // per_user) % len(members)]
+        requests.append(hold_request(member, date.concert_id, date.date, seat))
+    return requests
+
+
+def hot_requests(hot: DateOnSale, members: list[Member]) -> list[Request]:
+    return [hold_request(m, hot.concert_id, hot.date, 1) for m in members]
+
+
+def bare_requests(members: list[Member]) -> list[Request]:
+    return [
+        ("POST", "/bare/reservations", headers, body)
+        for _, _, headers, body in hot_requests(DateOnSale("bare", "2030-01-01", 1, 0), members)
+    ]
+
+
+@dataclass
+class Series:
+    """One load across rounds: generator results merged by request count."""
+
+    name: str
+    results: list[dict[str, Any]] = field(default_factory=list)
+    server_cpu: float = 0.0
+
+    def add(self, result: dict[str, Any], server_cpu: float) -> None:
+        self.results.append(result)
+        self.server_cpu += server_cpu
+
+    @property
+    def seconds(self) -> float:
+        return float(sum(r["seconds"] for r in self.results))
+
+    @property
+    def rate(self) -> float:
+        return sum(len(r["raw_ms"]) for r in self.results) / self.seconds
+
+    def latency(self, q: float) -> float:
+        """The exact percentile `q` (0..1), in ms, over every round's requests."""
+        merged = sorted(x for r in self.results for x in r["raw_ms"])
+        return percentile(merged, q)
+
+    def outcomes(self) -> dict[str, int]:
+        merged: dict[str, int] = {}
+        for r in self.results:
+            for key, count in r["outcomes"].items():
+                merged[key] = merged.get(key, 0) + count
+        return merged
+
+    def mix(self) -> str:
+        outcomes = self.outcomes()
+        total = sum(outcomes.values()) or 1
+        ranked = sorted(outcomes.items(), key=lambda item: -item[1])
+        return ", ".join(f"{k} {100 * v / total:.1f}%" for k, v in ranked)
+
+    def journal(self) -> str:
+        commits = sum(r["journal"]["commits"] for r in self.results)
+        events = sum(r["journal"]["events"] for r in self.results)
+        if not commits:
+            return "journal: no commits"
+        return (
+            f"journal: {commits / self.seconds:,.0f} commits/s, "
+            f"{events / commits:.1f} events/commit"
+        )
+
+    def stalls(self) -> str:
+        gc_seconds = sum(r["server_stalls"]["gc_seconds"] for r in self.results)
+        longest = max(r["server_stalls"]["gc_longest_ms"] for r in self.results)
+        lag = max(r["server_stalls"]["loop_lag_max_ms"] for r in self.results)
+        over = sum(r["server_stalls"]["loop_lags_over_20ms"] for r in self.results)
+        return (
+            f"server GC {100 * gc_seconds / self.seconds:.0f}% (longest {longest:.0f} ms); "
+            f"loop late > 20 ms {over} times, worst {lag:.0f} ms"
+        )
+
+    def generator_cpu(self) -> float:
+        busy = sum(r["generator_cpu_share"] * r["seconds"] for r in self.results)
+        return float(busy) / self.seconds
+
+
+class Generator:
+    """Runs loadtests.loadgen in a subprocess against the server, one load at a time."""
+
+    def __init__(self, server: ServerProcess, directory: Path, connections: int) -> None:
+        self.server = server
+        self.directory = directory
+        self.connections = connections
+        self.sent: dict[str, int] = {}
+
+    def run(
+        self,
+        name: str,
+        requests: list[Request],
+        seconds: float,
+        warmup: float,
+        rate: float | None = None,
+    ) -> tuple[dict[str, Any], float]:
+        """One load; returns the generator's result and the server's CPU seconds meanwhile."""
+        offset = self.sent.get(name, 0)
+        spec = {
+            "host": "127.0.0.1",
+            "port": self.server.port,
+            "connections": self.connections,
+            "seconds": seconds,
+            "warmup": warmup,
+            "rate": rate,
+            "offset": offset,
+            "raw": rate is None,
+            "requests": requests,
+        }
+        path = self.directory / f"spec-{name}.json"
+        path.write_text(json.dumps(spec))
+        journal = self.journal_stats()
+        self.diagnostics()  # opens the window
+        cpu = self.server.cpu_seconds()
+        out = self.directory / f"result-{name}.json"
+        done = subprocess.run(
+            [sys.executable, "-m", "loadtests.loadgen", str(path), str(out)],
+            capture_output=True,
+            text=True,
+            timeout=seconds + warmup + 120,
+        )
+        server_cpu = self.server.cpu_seconds() - cpu
+        if done.returncode != 0:
+            raise RuntimeError(f"the load generator failed:\n{done.stderr[-3000:]}")
+        result: dict[str, Any] = json.loads(out.read_text())
+        after = self.journal_stats()
+        result["journal"] = {key: after[key] - journal[key] for key in ("commits", "events")}
+        result["server_stalls"] = self.diagnostics()
+        self.sent[name] = offset + result["sent"]
+        return result, server_cpu
+
+    def diagnostics(self) -> dict[str, float]:
+        """The server's collector time and event-loop lag since the last call (bench_server)."""
+        response = httpx.get(f"{self.server.url}/bare/diagnostics", timeout=60)
+        response.raise_for_status()
+        figures: dict[str, float] = response.json()
+        return figures
+
+    def journal_stats(self) -> dict[str, int]:
+        """The journal writer's counters (commits, events) from the admin API."""
+        response = httpx.get(
+            f"{self.server.url}/admin/actors", headers=admin_headers(ADMIN_TOKEN), timeout=60
+        )
+        response.raise_for_status()
+        journal: dict[str, int] = response.json()["journal"] or {"commits": 0, "events": 0}
+        return journal
+
+
+async def prepare(
+    server: ServerProcess, dates: int
+) -> tuple[list[DateOnSale], DateOnSale, list[Member]]:
+    async with httpx.AsyncClient(timeout=60) as client:
+        spread = await put_on_sale(
+            client, server.url, ADMIN_TOKEN, prefix="spread", dates=dates, seats=SEATS, price=PRICE
+        )
+        (hot,) = await put_on_sale(
+            client, server.url, ADMIN_TOKEN, prefix="hot", dates=1, seats=SEATS, price=PRICE
+        )
+        members = await join_all(client, server.url, [f"bench-{n:05d}" for n in range(USERS)])
+        await wait_active(client, server.url, ADMIN_TOKEN, len(members))
+    return spread, hot, members
+
+
+def figures_of(
+    bare: Series, spread: Series, hot: Series, connections: int, sweep: list[dict[str, Any]]
+) -> list[Figure]:
+    figures = [
+        Figure(
+            "bare Starlette JSON endpoint",
+            bare.rate,
+            "req/s",
+            note=f"baseline; p50 {bare.latency(0.5):.1f} ms, p99 {bare.latency(0.99):.1f} ms",
+        )
+    ]
+    for series, label in ((spread, "spread over every seat"), (hot, "one hot seat")):
+        ratio = series.rate / bare.rate
+        p99 = series.latency(0.99)
+        figures += [
+            Figure(f"POST /api/reservations, {label}", series.rate, "req/s", note=series.mix()),
+            Figure(f"  ratio to bare ({label})", ratio, "x", ">= 0.5", ratio >= 0.5),
+            Figure(f"  p50 ({label})", series.latency(0.5), "ms"),
+            Figure(
+                f"  p99 ({label})",
+                p99,
+                "ms",
+                f"< 50 ms at {connections} connections",
+                p99 < 50,
+                f"server CPU {100 * series.server_cpu / series.seconds:.0f}% of a core, "
+                f"generator {100 * series.generator_cpu():.0f}%; {series.journal()}; "
+                + series.stalls(),
+            ),
+        ]
+    for point in sweep:
+        figures.append(
+            Figure(
+                f"  open loop at {point['offered_rate']:,.0f} holds/s offered",
+                point["latency_ms"]["p99"],
+                "ms p99",
+                note=f"achieved {point['rate']:,.0f}/s; p50 {point['latency_ms']['p50']:.1f} ms",
+            )
+        )
+    return figures
+
+
+def run(args: argparse.Namespace) -> tuple[list[Figure], dict[str, Any]]:
+    with tempfile.TemporaryDirectory(prefix="bench-http-") as tmp:
+        directory = Path(tmp)
+        server = ServerProcess("loadtests.bench_server", directory, SERVER_ENV, args.database_url)
+        with server:
+            print(f"server on {server.url}; putting {args.dates} dates on sale ...", flush=True)
+            dates, hot_date, members = anyio.run(prepare, server, args.dates)
+            loads = {
+                "bare": bare_requests(members),
+                "spread": spread_requests(dates, members),
+                "hot": hot_requests(hot_date, members),
+            }
+            series = {name: Series(name) for name in loads}
+            generator = Generator(server, directory, args.connections)
+            part = args.seconds / args.rounds
+            for round_no in range(1, args.rounds + 1):
+                for name, requests in loads.items():
+                    print(f"round {round_no}/{args.rounds}: {name} ...", flush=True)
+                    series[name].add(*generator.run(name, requests, part, args.warmup))
+            sweep = []
+            if args.sweep:
+                ceiling = series["spread"].rate
+                for fraction in SWEEP:
+                    offered = round(ceiling * fraction)
+                    print(f"open loop: {offered} holds/s offered ...", flush=True)
+                    result, server_cpu = generator.run(
+                        "spread", loads["spread"], args.sweep_seconds, 1.0, rate=offered
+                    )
+                    result["fraction_of_ceiling"] = fraction
+                    result["server_cpu_share"] = server_cpu / result["seconds"]
+                    sweep.append(result)
+            seats_used = generator.sent.get("spread", 0)
+            status = server.stop()
+    details = {
+        "connections": args.connections,
+        "rounds": args.rounds,
+        "seconds_per_load": args.seconds,
+        "database_url": args.database_url or "sqlite (temporary file)",
+        "dates": args.dates,
+        "seats_per_date": SEATS,
+        "users": USERS,
+        "hold_seconds": HOLD_SECONDS,
+        "spread_seats": args.dates * SEATS,
+        "spread_requests_sent": seats_used,
+        "spread_seat_revisit_seconds": args.dates * SEATS / series["spread"].rate,
+        "server_exit_status": status,
+        "series": {
+            name: {
+                "rounds": [{k: v for k, v in r.items() if k != "raw_ms"} for r in s.results],
+                "server_cpu_seconds": s.server_cpu,
+            }
+            for name, s in series.items()
+        },
+        "sweep": sweep,
+        "generator": "loadtests.loadgen (Python, uvloop, keep-alive HTTP/1.1), own process",
+        "server": "loadtests.bench_server: web.app.create_app + bare Starlette app, uvicorn "
+        "uvloop/httptools, one process",
+    }
+    figures = figures_of(series["bare"], series["spread"], series["hot"], args.connections, sweep)
+    return figures, details
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--seconds", type=float, default=12.0, help="per load, over all rounds")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--warmup", type=float, default=1.0)
+    parser.add_argument("--dates", type=int, default=500, help="dates of the spread load")
+    parser.add_argument("--sweep-seconds", type=float, default=4.0)
+    parser.add_argument("--no-sweep", dest="sweep", action="store_false")
+    parser.add_argument("--database-url", default="", help="default: a temporary SQLite file")
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    if args.quick:
+        args.seconds, args.rounds, args.warmup, args.dates = 2.0, 1, 0.5, 300
+        args.sweep_seconds = 1.0
+    figures, details = run(args)
+    print()
+    print(markdown_table(figures))
+    path = write_results("http", figures, details)
+    print(f"\nwritten {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,266 @@
+"""A small, fast HTTP/1.1 load generator: keep-alive connections on uvloop, prebuilt requests.
+
+    python -m loadtests.loadgen SPEC.json [RESULT.json]   # the result as JSON (default stdout)
+
+It runs in its own process so it never shares an event loop (or a core's time slices, as far
+as the OS allows) with the server it measures. Requests are rendered to bytes once, before the
+clock starts, and responses are parsed only as far as status line, Content-Length and, for
+errors, the contract's error code; so one core of it outpaces a Python server on another.
+
+Two modes, both with a fixed number of connections:
+- closed loop (`rate` null): each connection sends its next request as soon as the previous
+  answer arrived; this measures a ceiling (req/s) and the latency at that ceiling;
+- open loop (`rate` R): requests are due at a fixed R per second whatever the server does, and
+  latency counts from when a request was *due*, so a queue building up is measured instead of
+  hidden (no coordinated omission). This gives latency against offered load.
+
+The spec (JSON): host, port, connections, seconds, warmup, rate, requests (a list of
+[method, path, headers, body-or-null], sent round robin from `offset`), raw (also return
+every latency, so rounds can be merged into exact percentiles).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import re
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import uvloop
+
+from loadtests.figures import percentile
+
+ERROR_CODE = re.compile(rb'"code"\s*:\s*"([A-Z_]+)"')
+CONTENT_LENGTH = re.compile(rb"\r\ncontent-length:\s*(\d+)", re.IGNORECASE)
+
+
+def render(method: str, path: str, headers: dict[str, str], body: bytes | None, host: str) -> bytes:
+    lines = [f"{method} {path} HTTP/1.1", f"Host: {host}"]
+    lines += [f"{name}: {value}" for name, value in headers.items()]
+    if body is not None:
+        lines.append(f"Content-Length: {len(body)}")
+    head = ("\r\n".join(lines) + "\r\n\r\n").encode()
+    return head + (body or b"")
+
+
+class _Connection(asyncio.Protocol):
+    """One keep-alive connection with at most one request in flight."""
+
+    def __init__(self) -> None:
+        self.buffer = bytearray()
+        self.transport: asyncio.Transport | None = None
+        self.waiter: asyncio.Future[tuple[int, bytes]] | None = None
+        self.lost: BaseException | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]  # uvloop's is no subclass
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        if self.waiter is None:
+            return
+        end = self.buffer.find(b"\r\n\r\n")
+        if end < 0:
+            return
+        head = bytes(self.buffer[:end])
+        match = CONTENT_LENGTH.search(head)
+        length = int(match.group(1)) if match else 0
+        total = end + 4 + length
+        if len(self.buffer) < total:
+            return
+        status = int(head[9:12])
+        body = bytes(self.buffer[end + 4 : total])
+        del self.buffer[:total]
+        waiter, self.waiter = self.waiter, None
+        if not waiter.done():
+            waiter.set_result((status, body))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = exc or ConnectionError("the server closed the connection")
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_exception(self.lost)
+
+    async def send(self, raw: bytes) -> tuple[int, bytes]:
+        if self.lost is not None or self.transport is None:
+            raise ConnectionError("connection lost")
+        self.waiter = asyncio.get_running_loop().create_future()
+        self.transport.write(raw)
+        return await self.waiter
+
+
+def outcome_of(status: int, body: bytes) -> str:
+    """`201`, or `409 SEAT_TAKEN`: the status, and the contract's error code when there is one."""
+    if status < 400:
+        return str(status)
+    match = ERROR_CODE.search(body)
+    return f"{status} {match.group(1).decode()}" if match else str(status)
+
+
+@dataclass
+class Run:
+    measuring: bool = False
+    stopping: bool = False
+    latencies: list[float] = field(default_factory=list)
+    outcomes: Counter[str] = field(default_factory=Counter)
+    errors: Counter[str] = field(default_factory=Counter)
+    cpu_seconds: float = 0.0  # the generator's own CPU time during the window
+    sent: int = 0  # requests sent, warm-up included (the next run's offset)
+
+    def record(self, status: int, body: bytes, seconds: float) -> None:
+        if self.measuring:
+            self.outcomes[outcome_of(status, body)] += 1
+            self.latencies.append(seconds)
+
+
+async def _open(host: str, port: int, count: int) -> list[_Connection]:
+    loop = asyncio.get_running_loop()
+    connections = []
+    for _ in range(count):
+        _, protocol = await loop.create_connection(_Connection, host, port)
+        connections.append(protocol)
+    return connections
+
+
+async def closed_loop(spec: dict[str, Any], requests: list[bytes]) -> tuple[Run, float]:
+    run = Run()
+    order = itertools.cycle(range(len(requests)))
+    for _ in range(spec.get("offset", 0) % len(requests)):
+        next(order)
+    connections = await _open(spec["host"], spec["port"], spec["connections"])
+
+    async def worker(connection: _Connection) -> None:
+        clock = time.perf_counter
+        while not run.stopping:
+            raw = requests[next(order)]
+            run.sent += 1
+            started = clock()
+            try:
+                status, body = await connection.send(raw)
+            except ConnectionError as error:
+                run.errors[type(error).__name__] += 1
+                return
+            run.record(status, body, clock() - started)
+
+    tasks = [asyncio.create_task(worker(c)) for c in connections]
+    await asyncio.sleep(spec["warmup"])
+    run.measuring = True
+    started, cpu = time.perf_counter(), time.process_time()
+    await asyncio.sleep(spec["seconds"])
+    run.measuring = False
+    elapsed = time.perf_counter() - started
+    run.cpu_seconds = time.process_time() - cpu
+    run.stopping = True
+    await asyncio.wait(tasks, timeout=30)
+    for connection in connections:
+        if connection.transport is not None:
+            connection.transport.close()
+    return run, elapsed
+
+
+async def open_loop(spec: dict[str, Any], requests: list[bytes]) -> tuple[Run, float]:
+    """Requests due at `rate` per second; latency from the due time to the answer."""
+    run = Run()
+    rate = float(spec["rate"])
+    queue: asyncio.Queue[tuple[float, bytes, bool]] = asyncio.Queue()
+    connections = await _open(spec["host"], spec["port"], spec["connections"])
+    clock = time.perf_counter
+
+    async def worker(connection: _Connection) -> None:
+        while True:
+            due, raw, counted = await queue.get()
+            try:
+                status, body = await connection.send(raw)
+            except ConnectionError as error:
+                run.errors[type(error).__name__] += 1
+                return
+            if counted:
+                run.outcomes[outcome_of(status, body)] += 1
+                run.latencies.append(clock() - due)
+
+    tasks = [asyncio.create_task(worker(c)) for c in connections]
+    begin = clock()
+    window_start = begin + spec["warmup"]
+    window_end = window_start + spec["seconds"]
+    offset = spec.get("offset", 0)
+    sent = 0
+    cpu: float | None = None
+    while True:
+        now = clock()
+        if cpu is None and now >= window_start:
+            cpu = time.process_time()
+        if now >= window_end:
+            break
+        due_count = int((now - begin) * rate) + 1
+        while sent < due_count:
+            due = begin + sent / rate
+            raw = requests[(offset + sent) % len(requests)]
+            queue.put_nowait((due, raw, window_start <= due < window_end))
+            sent += 1
+        await asyncio.sleep(max(0.0, begin + sent / rate - clock()))
+    run.cpu_seconds = time.process_time() - (cpu or 0.0)
+    run.sent = sent
+    # Let what was due in the window finish (bounded), then stop.
+    deadline = clock() + 30
+    while (not queue.empty() or any(c.waiter for c in connections)) and clock() < deadline:
+        await asyncio.sleep(0.01)
+    for task in tasks:
+        task.cancel()
+    for connection in connections:
+        if connection.transport is not None:
+            connection.transport.close()
+    return run, window_end - window_start
+
+
+def summarize(run: Run, elapsed: float, spec: dict[str, Any]) -> dict[str, Any]:
+    latencies = sorted(run.latencies)
+    count = len(latencies)
+    return {
+        "mode": "open" if spec.get("rate") else "closed",
+        "offered_rate": spec.get("rate"),
+        "connections": spec["connections"],
+        "seconds": elapsed,
+        "requests": count,
+        "sent": run.sent,
+        "rate": count / elapsed if elapsed > 0 else 0.0,
+        "outcomes": dict(run.outcomes),
+        "errors": dict(run.errors),
+        "latency_ms": {
+            name: percentile(latencies, q) * 1000
+            for name, q in (("p50", 0.5), ("p90", 0.9), ("p95", 0.95), ("p99", 0.99))
+        }
+        | {"max": latencies[-1] * 1000 if latencies else float("nan")},
+        "generator_cpu_share": run.cpu_seconds / elapsed if elapsed > 0 else 0.0,
+    } | ({"raw_ms": [round(x * 1000, 3) for x in latencies]} if spec.get("raw") else {})
+
+
+async def main_async(spec: dict[str, Any]) -> dict[str, Any]:
+    host = f"{spec['host']}:{spec['port']}"
+    requests = [
+        render(method, path, headers, body.encode() if body is not None else None, host)
+        for method, path, headers, body in spec["requests"]
+    ]
+    if spec.get("rate"):
+        run, elapsed = await open_loop(spec, requests)
+    else:
+        run, elapsed = await closed_loop(spec, requests)
+    return summarize(run, elapsed, spec)
+
+
+def main() -> None:
+    with open(sys.argv[1]) as file:
+        spec = json.load(file)
+    result = json.dumps(uvloop.run(main_async(spec)))
+    if len(sys.argv) > 2:
+        with open(sys.argv[2], "w") as file:
+            file.write(result)
+    else:
+        print(result)
+
+
+if __name__ == "__main__":
+    main()

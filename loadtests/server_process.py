@@ -1,0 +1,113 @@
+"""A service process for the benchmarks and load tests: start, wait ready, measure, stop.
+
+Always on 127.0.0.1, on a free port, with its log in a file; `stop` drains with SIGTERM and
+falls back to SIGKILL, so no run leaves a server behind.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import TracebackType
+
+import httpx
+import psutil
+
+ROOT = Path(__file__).resolve().parents[1]
+START_TIMEOUT = 60.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class ServerProcess:
+    """`python -m <module> --port P --database-url URL` with `env` added to the environment."""
+
+    def __init__(
+        self, module: str, directory: Path, env: dict[str, str], database_url: str = ""
+    ) -> None:
+        self.module = module
+        self.directory = directory
+        self.env = env
+        self.port = free_port()
+        self.database_url = database_url or f"sqlite:///{directory / 'concert-queue.db'}"
+        self.log_path = directory / "server.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def command(self) -> list[str]:
+        args = [sys.executable, "-m", self.module]
+        if self.module == "web":
+            args.append("serve")
+        return [*args, "--port", str(self.port), "--database-url", self.database_url]
+
+    def start(self) -> None:
+        env = {**os.environ, **self.env, "PYTHONPATH": str(ROOT)}
+        env.pop("DATABASE_URL", None)
+        with self.log_path.open("wb") as log:
+            self.process = subprocess.Popen(
+                self.command(), cwd=self.directory, env=env, stdout=log, stderr=subprocess.STDOUT
+            )
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the server exited early:\n{self.log()}")
+            try:
+                if httpx.get(self.url + "/readyz", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"the server was not ready in {START_TIMEOUT:.0f} s:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def cpu_seconds(self) -> float:
+        """CPU time the server process has used so far (user + system)."""
+        if self.process is None:
+            return 0.0
+        times = psutil.Process(self.process.pid).cpu_times()
+        return times.user + times.system
+
+    def rss_bytes(self) -> int:
+        if self.process is None:
+            return 0
+        return psutil.Process(self.process.pid).memory_info().rss
+
+    def stop(self) -> int | None:
+        """SIGTERM (the service drains), SIGKILL after 20 s; the exit status."""
+        process = self.process
+        if process is None or process.poll() is not None:
+            return process.returncode if process else None
+        process.send_signal(signal.SIGTERM)
+        try:
+            return process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            return process.wait(timeout=10)
+
+    def __enter__(self) -> ServerProcess:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
