@@ -52,6 +52,7 @@ S = TypeVar("S", bound=DomainState)
 EventListener = Callable[[str, Sequence[Event]], None]
 
 
+MAX_SNAPSHOT_GAP = 100_000  # events replayed at most on top of a large state's snapshot
 BURST = 64  # turns an actor may run back to back before yielding to the event loop
 
 _REBUILD = object()  # a no-op command that lets a poisoned actor rebuild at once
@@ -271,7 +272,7 @@ class Actor(ABC, Generic[S]):
             self._reply(pending, value, None)
         self._processed += 1
         self._latencies.append(time.perf_counter() - started)
-        if self._since_snapshot >= max(self.snapshot_every, self._snapshot_weight // 2):
+        if self._since_snapshot >= self._snapshot_due():
             self.take_snapshot()
         # Re-arm only when the deadline moved earlier: a later one is served by letting the
         # armed timer fire (its ExpireDue turn finds nothing due and re-arms), which is far
@@ -305,9 +306,12 @@ class Actor(ABC, Generic[S]):
         state = self.state.to_snapshot()
         self.journal.save_snapshot(Snapshot(self.key, self.seq, state))
         self._since_snapshot = 0
-        # A snapshot costs time in proportion to the state; waiting at least half that many
-        # events before the next keeps the cost per event constant (a million-user room).
         self._snapshot_weight = self.state_weight()
+
+    def _snapshot_due(self) -> int:
+        """Events between snapshots: `snapshot_every`, or more for a large state, as a
+        snapshot costs time in proportion to its size; capped so recovery stays short."""
+        return max(self.snapshot_every, min(self._snapshot_weight // 2, MAX_SNAPSHOT_GAP))
 
     def state_weight(self) -> int:
         """Roughly how many items a snapshot of the state holds; large states override it."""

@@ -27,7 +27,7 @@ from web import gate
 from web.body import read_body
 from web.endpoints import Endpoint, Out, Param, json_response
 from web.errors import ApiError
-from web.runtime import Runtime
+from web.runtime import Runtime, freeze_long_lived
 from web.schemas import (
     ActorDetailOut,
     ActorsOut,
@@ -219,6 +219,7 @@ class AdminApi:
         concert = ConcertInfo(body.concert_id, body.title, body.venue, infos)
         await store.add_concert(concert)  # durable first, so a restart finds the dates
         await system.add_concert(concert)
+        freeze_long_lived()
         merged = system.concerts[body.concert_id]
         return json_response(
             AdminConcertOut(

@@ -15,7 +15,7 @@ from starlette.responses import Response
 from engine.catalog import CONCERT_ID
 from engine.domain.reservation import Reservation
 from engine.domain.seat_map import AVAILABLE, HELD
-from engine.domain.waiting_room import COMPLETED, PROCESSING, WAITING, TokenView
+from engine.domain.waiting_room import COMPLETED, TokenView
 from engine.errors import (
     HOLD_EXPIRED,
     HOLD_LIMIT,
@@ -120,12 +120,8 @@ class PublicApi:
     async def join(self, request: Request) -> Response:
         system = self.runtime.engine()
         body = await read_body(request, JoinRequest)
-        room = system.waiting_room.state
-        earlier = room.current_seq(body.user_id)
-        still_valid = earlier is not None and room.status_of(earlier) in (WAITING, PROCESSING)
         view = await system.join(body.user_id)
-        same = still_valid and earlier is not None and view.token == room.token_for(earlier)
-        return json_response(token_out(view), 200 if same else 201)
+        return json_response(token_out(view), 201 if view.new else 200)
 
     async def me(self, request: Request) -> Response:
         system = self.runtime.engine()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 from dataclasses import dataclass
 from typing import Any
@@ -69,8 +70,10 @@ class WaitingRoomActor(Actor[WaitingRoom]):
                     self.emit([RoomOpened(secrets.token_hex(32))])
                 return None
             case Join(user_id=user):
-                self.emit(self.state.join(user, self.clock.now()))
-                return self.state.view(self.state.seq_of[user], self.clock.now())
+                events = self.state.join(user, self.clock.now())
+                self.emit(events)
+                view = self.state.view(self.state.seq_of[user], self.clock.now())
+                return dataclasses.replace(view, new=bool(events))
             case Complete(user_id=user):
                 current = self.state.current_seq(user)
                 if current is not None:
@@ -91,4 +94,4 @@ class WaitingRoomActor(Actor[WaitingRoom]):
     def lookup(self, token: str) -> TokenView | None:
         """Read view for the token gate: no mailbox, no waiting behind writes."""
         seq = self.state.seq_for(token)
-        return self.state.view(seq, self.clock.now()) if seq is not None else None
+        return self.state.view(seq, self.clock.now(), token=token) if seq is not None else None

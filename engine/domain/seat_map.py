@@ -124,6 +124,7 @@ class SeatMap:
         self.seats = [Seat(number) for number in range(1, seat_count + 1)]
         self.holds_made = 0
         self.ended: OrderedDict[str, tuple[str, str]] = OrderedDict()  # rid -> (user, how)
+        self.by_user: dict[str, set[int]] = {}  # seats a user holds, pays for or bought
         self._deadline: float | None = None
         self._deadline_stale = False
 
@@ -142,10 +143,10 @@ class SeatMap:
         return [s.number for s in self.seats if s.status == AVAILABLE]
 
     def holds_of(self, user_id: str) -> list[Seat]:
-        return [s for s in self.seats if s.user_id == user_id and s.status in (HELD, CHECKOUT)]
+        return [s for s in self.seats_of(user_id) if s.status in (HELD, CHECKOUT)]
 
     def seats_of(self, user_id: str) -> list[Seat]:
-        return [s for s in self.seats if s.user_id == user_id]
+        return [self.seats[n - 1] for n in sorted(self.by_user.get(user_id, ()))]
 
     def find(self, reservation_id: str) -> Seat | None:
         number = reservation_seat(reservation_id)
@@ -269,6 +270,7 @@ class SeatMap:
                 seat = self.seats[n - 1]
                 seat.status, seat.user_id, seat.reservation_id = HELD, user, rid
                 seat.until, seat.payment_id = until, None
+                self.by_user.setdefault(user, set()).add(n)
                 self.holds_made += 1
                 if self._deadline is None or until < self._deadline:
                     self._deadline = until
@@ -294,6 +296,11 @@ class SeatMap:
                 raise TypeError(f"a seat map cannot apply {event!r}")
 
     def _end(self, seat: Seat, reservation_id: str, user_id: str, how: str) -> None:
+        mine = self.by_user.get(user_id)
+        if mine is not None:
+            mine.discard(seat.number)
+            if not mine:
+                del self.by_user[user_id]
         seat.status, seat.user_id, seat.reservation_id = AVAILABLE, None, None
         seat.until, seat.payment_id = None, None
         self.ended[reservation_id] = (user_id, how)
@@ -318,6 +325,7 @@ class SeatMap:
         self.holds_made = data["holds_made"]
         for number, status, user, rid, until, pid in data["seats"]:
             self.seats[number - 1] = Seat(number, status, user, rid, until, pid)
+            self.by_user.setdefault(user, set()).add(number)
         self.ended = OrderedDict((rid, (user, how)) for rid, user, how in data["ended"])
         self._deadline_stale = True
 

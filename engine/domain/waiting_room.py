@@ -97,6 +97,7 @@ class TokenView:
     rank: int | None
     eta_seconds: float | None
     active_until: float | None
+    new: bool = False  # set only in the reply to the join that issued this token
 
 
 class WaitingRoom:
@@ -148,11 +149,12 @@ class WaitingRoom:
             return index + 1
         return None
 
-    def view(self, seq: int, now: float) -> TokenView:
+    def view(self, seq: int, now: float, *, token: str | None = None) -> TokenView:
+        """The token's read view; pass `token` when it is already known (saves an HMAC)."""
         status = self.status_of(seq)
         rank = self.rank_of(seq) if status == WAITING else None
         return TokenView(
-            token=self.token_for(seq),
+            token=token if token is not None else self.token_for(seq),
             user_id=self.user_of[seq],
             status=status,
             rank=rank,

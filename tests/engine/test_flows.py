@@ -19,6 +19,7 @@ async def test_joining_twice_returns_the_same_token(system: EngineSystem) -> Non
     second = await system.join("alice")
     assert first.token == second.token
     assert first.status == "WAITING"
+    assert (first.new, second.new) == (True, False)
 
 
 async def test_first_batch_is_admitted_and_a_payment_completes_the_token(

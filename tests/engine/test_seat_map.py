@@ -158,5 +158,6 @@ def test_snapshot_round_trip_keeps_every_seat() -> None:
     copy = seat_map()
     copy.load_snapshot(m.to_snapshot())
     assert copy.seats == m.seats
+    assert copy.by_user == m.by_user == {"ann": {1}, "bob": {2}}
     assert copy.holds_made == m.holds_made
     assert copy.next_deadline() == m.next_deadline()
