@@ -27,8 +27,21 @@ pytest: $(STAMP)
 
 test: lint typecheck pytest
 
+# Every benchmark, then loadtests/results/REPORT.md (a few minutes; loads 127.0.0.1 only).
 bench: $(STAMP)
 	$(BIN)/python -m loadtests.bench_engine
+	if [ -f loadtests/bench_journal.py ]; then $(BIN)/python -m loadtests.bench_journal; fi
+	$(BIN)/python -m loadtests.bench_http
+	$(BIN)/python -m loadtests.bench_ws
+	$(BIN)/python -m loadtests.report
+
+# Locust for LOADTEST_DURATION seconds on a temporary server, then the audit; against a running
+# server: make loadtest LOADTEST_HOST=http://127.0.0.1:8000 ADMIN_TOKEN=...
+LOADTEST_DURATION ?= 60
+LOADTEST_USERS ?= 120
+loadtest: $(STAMP)
+	$(BIN)/python -m loadtests.loadtest --duration $(LOADTEST_DURATION) \
+		--users $(LOADTEST_USERS) $(if $(LOADTEST_HOST),--host $(LOADTEST_HOST))
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
