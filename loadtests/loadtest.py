@@ -50,7 +50,7 @@ SETTLE_SECONDS = 2.0  # after Locust stops: let in-flight checkouts finish befor
 
 
 def run_locust(
-    host: str, args: argparse.Namespace, env: dict[str, str], out: Path
+    host: str, args: argparse.Namespace, env: dict[str, str], out: Path, log: Path
 ) -> dict[str, Any]:
     prefix = out / "loadtest"
     command = [
@@ -63,7 +63,6 @@ def run_locust(
         "--csv", str(prefix), "--html", str(out / "loadtest.html"),
         "--loglevel", "WARNING",
     ]  # fmt: skip
-    log = out / "loadtest_locust.log"
     with log.open("wb") as sink:
         done = subprocess.run(
             command,
@@ -74,10 +73,11 @@ def run_locust(
         )
     stats = Path(f"{prefix}_stats.csv")
     if not stats.exists():
-        raise RuntimeError(f"Locust did not run (exit {done.returncode}); see {log}")
+        tail = log.read_text(errors="replace")[-3000:]
+        raise RuntimeError(f"Locust did not run (exit {done.returncode}):\n{tail}")
     with stats.open() as file:
         rows = list(csv.DictReader(file))
-    return {"exit_code": done.returncode, "rows": rows, "log": str(log)}
+    return {"exit_code": done.returncode, "rows": rows}
 
 
 def summary(
@@ -174,7 +174,7 @@ def main() -> int:
                 "LOADTEST_PAID_FILE": str(paid_file),
             }
             print(f"Locust: {args.users} users for {args.duration} s on {host} ...", flush=True)
-            locust = run_locust(host, args, env, args.out)
+            locust = run_locust(host, args, env, args.out, directory / "locust.log")
             time.sleep(SETTLE_SECONDS)
             paid = json.loads(paid_file.read_text()) if paid_file.exists() else []
             result = audit(host, admin_token, paid)
