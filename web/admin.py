@@ -200,7 +200,7 @@ class AdminApi:
         system = self._admin(request)
         store = self.runtime.running_store()
         body = await read_body(request, ConcertIn)
-        seats = self.runtime.settings.seats_per_date
+        seats = self.runtime.settings.engine.seats_per_date
         infos = tuple(
             ConcertDateInfo(body.concert_id, d.date, d.seats or seats, d.price) for d in body.dates
         )

@@ -52,13 +52,13 @@ def freeze_long_lived() -> None:
 
 
 def open_configured_store(settings: Settings) -> AbstractAsyncContextManager[Store]:
-    return open_store(settings.database_url, demo_seats=settings.seats_per_date)
+    return open_store(settings.database_url, demo_seats=settings.engine.seats_per_date)
 
 
 class Runtime:
     def __init__(self, settings: Settings, store_opener: StoreOpener = open_configured_store):
         self.settings = settings
-        self.hub = Hub(settings.hold_seconds)
+        self.hub = Hub(settings.engine.hold_seconds)
         self.metrics = Metrics(self)
         self.system: EngineSystem | None = None
         self.store: Store | None = None
@@ -141,7 +141,7 @@ class Runtime:
     async def _serve(self, store: Store) -> None:
         assert self._stop is not None
         catalog = await store.catalog()
-        system = EngineSystem(store.journal, config=self.settings.engine_config(), catalog=catalog)
+        system = EngineSystem(store.journal, config=self.settings.engine, catalog=catalog)
         self.hub.attach(system)
         self.metrics.attach(system)
         async with system.running():

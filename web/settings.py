@@ -32,18 +32,12 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8000
     database_url: str = DEFAULT_DATABASE_URL
-    hold_seconds: float = 300.0
-    admit_batch: int = 100
-    admit_interval_seconds: float = 10.0
-    max_active: int | None = None
-    active_ttl_seconds: float = 600.0
-    seats_per_date: int = 50
-    max_holds_per_user: int = 4
+    # HOLD_SECONDS, ADMIT_*, MAX_ACTIVE, ACTIVE_TTL_SECONDS, SEATS_PER_DATE, MAX_HOLDS_PER_USER
+    # and MAILBOX_SIZE (a tuning knob beyond the contract) are the engine's.
+    engine: EngineConfig = field(default_factory=EngineConfig)
     admin_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     # True when ADMIN_TOKEN was unset and `admin_token` was generated (the CLI prints it).
     admin_token_generated: bool = True
-    # Not in the contract: a tuning knob for actor mailboxes (DESIGN.md's "bounded mailbox").
-    mailbox_size: int = 4096
     static_dir: Path = STATIC_DIR
 
     @classmethod
@@ -54,14 +48,18 @@ class Settings:
             "host": env.get("HOST", "127.0.0.1") or "127.0.0.1",
             "port": _number(env, "PORT", int, 8000, low=1, high=65535),
             "database_url": env.get("DATABASE_URL", "") or DEFAULT_DATABASE_URL,
-            "hold_seconds": _number(env, "HOLD_SECONDS", float, 300.0, low=0.1),
-            "admit_batch": _number(env, "ADMIT_BATCH", int, 100, low=1),
-            "admit_interval_seconds": _number(env, "ADMIT_INTERVAL_SECONDS", float, 10.0, low=0.01),
-            "max_active": _optional_int(env, "MAX_ACTIVE"),
-            "active_ttl_seconds": _number(env, "ACTIVE_TTL_SECONDS", float, 600.0, low=0.1),
-            "seats_per_date": _number(env, "SEATS_PER_DATE", int, 50, low=1, high=100_000),
-            "max_holds_per_user": _number(env, "MAX_HOLDS_PER_USER", int, 4, low=1),
-            "mailbox_size": _number(env, "MAILBOX_SIZE", int, 4096, low=1),
+            "engine": EngineConfig(
+                hold_seconds=_number(env, "HOLD_SECONDS", float, 300.0, low=0.1),
+                admit_batch=_number(env, "ADMIT_BATCH", int, 100, low=1),
+                admit_interval_seconds=_number(
+                    env, "ADMIT_INTERVAL_SECONDS", float, 10.0, low=0.01
+                ),
+                max_active=_optional_int(env, "MAX_ACTIVE"),
+                active_ttl_seconds=_number(env, "ACTIVE_TTL_SECONDS", float, 600.0, low=0.1),
+                seats_per_date=_number(env, "SEATS_PER_DATE", int, 50, low=1, high=100_000),
+                max_holds_per_user=_number(env, "MAX_HOLDS_PER_USER", int, 4, low=1),
+                mailbox_size=_number(env, "MAILBOX_SIZE", int, 4096, low=1),
+            ),
         }
         if admin_token:
             values |= {"admin_token": admin_token, "admin_token_generated": False}
@@ -69,18 +67,6 @@ class Settings:
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
-
-    def engine_config(self) -> EngineConfig:
-        return EngineConfig(
-            hold_seconds=self.hold_seconds,
-            admit_batch=self.admit_batch,
-            admit_interval_seconds=self.admit_interval_seconds,
-            max_active=self.max_active,
-            active_ttl_seconds=self.active_ttl_seconds,
-            seats_per_date=self.seats_per_date,
-            max_holds_per_user=self.max_holds_per_user,
-            mailbox_size=self.mailbox_size,
-        )
 
     @property
     def url(self) -> str:
