@@ -231,38 +231,21 @@ async def test_failed_commit_during_payment_takes_no_money(
 async def test_checkout_interrupted_after_the_debit_completes_at_recovery(
     journal: MemoryJournal, clock: ManualClock, config: EngineConfig
 ) -> None:
-    engine = EngineSystem(journal, config=config, clock=clock, catalog=catalog())
-    async with engine.running():
-        await admitted(engine, clock, "ann")
-        await engine.charge("ann", 1_000)
-        hold = await engine.hold("ann", CONCERT, DATE, 1)
-        result = await engine.pay("ann", [hold.reservation_id])
-    # Cut the journal right after the debit, as a crash there would leave it.
-    debit = next(i for i, r in enumerate(journal.records) if r.event.kind == "wallet.debited")
-    del journal.records[debit + 1 :]
-    journal.snapshots.clear()
+    payment_id = await pay_then_cut_journal_after(journal, clock, config, "wallet.debited")
     revived = EngineSystem(journal, config=config, clock=clock, catalog=catalog())
     async with revived.running():
         assert seat_status(revived, 1) == "SOLD"
         assert revived.balance("ann") == 1_000 - PRICE
         token = await revived.join("ann")
         assert token.status == "WAITING"  # the old token was completed; this is a new one
-        checkout = revived.checkout_actor("ann").state.payments[result.payment_id]
+        checkout = revived.checkout_actor("ann").state.payments[payment_id]
         assert checkout.status == "COMPLETED"
 
 
 async def test_checkout_interrupted_before_the_debit_is_cancelled_at_recovery(
     journal: MemoryJournal, clock: ManualClock, config: EngineConfig
 ) -> None:
-    engine = EngineSystem(journal, config=config, clock=clock, catalog=catalog())
-    async with engine.running():
-        await admitted(engine, clock, "ann")
-        await engine.charge("ann", 1_000)
-        hold = await engine.hold("ann", CONCERT, DATE, 1)
-        await engine.pay("ann", [hold.reservation_id])
-    locked = next(i for i, r in enumerate(journal.records) if r.event.kind == "seats.locked")
-    del journal.records[locked + 1 :]
-    journal.snapshots.clear()
+    await pay_then_cut_journal_after(journal, clock, config, "seats.locked")
     revived = EngineSystem(journal, config=config, clock=clock, catalog=catalog())
     async with revived.running():
         assert seat_status(revived, 1) == "HELD"
@@ -287,6 +270,23 @@ async def test_restart_replays_the_journal_into_the_same_state(
         assert revived.balance("ann") == 1_000 - PRICE
         assert [seat_status(revived, n) for n in (1, 9)] == ["SOLD", "HELD"]
         assert status(revived, token) == "PROCESSING"
+
+
+async def pay_then_cut_journal_after(
+    journal: MemoryJournal, clock: ManualClock, config: EngineConfig, kind: str
+) -> str:
+    """Pay for one seat, then cut the journal after the first `kind` event, as a crash right
+    after that commit would leave it. Returns the payment id."""
+    engine = EngineSystem(journal, config=config, clock=clock, catalog=catalog())
+    async with engine.running():
+        await admitted(engine, clock, "ann")
+        await engine.charge("ann", 1_000)
+        hold = await engine.hold("ann", CONCERT, DATE, 1)
+        result = await engine.pay("ann", [hold.reservation_id])
+    cut = next(i for i, r in enumerate(journal.records) if r.event.kind == kind)
+    del journal.records[cut + 1 :]
+    journal.snapshots.clear()
+    return result.payment_id
 
 
 def status(system: EngineSystem, token: str) -> str | None:
