@@ -71,6 +71,7 @@ class SqlJournal:
         self.linger = linger
         self.stats = WriterStats()
         self._queue: deque[_Append | _SnapshotWrite] = deque()
+        self._in_flight: list[_Append | _SnapshotWrite] = []
         self._queued_events = 0
         self._wakeup = anyio.Event()
         self._poisoned: set[str] = set()
@@ -127,7 +128,7 @@ class SqlJournal:
                     continue
                 if self.linger > 0 and self._queued_events < self.max_batch and not self._closing:
                     await anyio.sleep(self.linger)
-                batch = self._take_batch()
+                batch = self._in_flight = self._take_batch()
                 try:
                     await anyio.to_thread.run_sync(self._write, batch)
                 except Exception as error:
@@ -135,7 +136,9 @@ class SqlJournal:
                     self._fail(batch, error)
                 else:
                     self._resolve(batch)
+                self._in_flight = []
         finally:
+            self._abandon()
             self._stopped.set()
 
     async def close(self) -> None:
@@ -143,6 +146,19 @@ class SqlJournal:
         self._closing = True
         self._wakeup.set()
         await self._stopped.wait()
+
+    def _abandon(self) -> None:
+        """The writer stopped (cancelled, or crashed): answer every caller still waiting with a
+        failure rather than never; a group cut off mid-commit may or may not be on disk, so it
+        is not acknowledged either way."""
+        self._closing = True
+        stopped = JournalFailed("the journal writer stopped")
+        for entry in (*self._in_flight, *self._queue):
+            if isinstance(entry, _Append):
+                entry.ticket.fail(stopped)
+        self._in_flight = []
+        self._queue.clear()
+        self._queued_events = 0
 
     def _take_batch(self) -> list[_Append | _SnapshotWrite]:
         batch: list[_Append | _SnapshotWrite] = []

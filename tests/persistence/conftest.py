@@ -90,11 +90,12 @@ def fresh_postgres_schema(base: str) -> Iterator[str]:
     schema = f"test_{secrets.token_hex(6)}"
     admin = create_engine(base)
     try:
-        try:
-            with admin.begin() as conn:
-                conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-        except Exception as error:
-            pytest.fail(f"PostgreSQL at DATABASE_URL_TEST is unreachable: {error}")
+        with admin.begin() as conn:
+            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    except Exception as error:
+        admin.dispose()
+        pytest.fail(f"PostgreSQL at DATABASE_URL_TEST is unreachable: {error}")
+    try:
         url = make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
         yield url.render_as_string(hide_password=False)
     finally:

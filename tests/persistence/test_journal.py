@@ -11,7 +11,7 @@ from sqlalchemy import text
 from engine.domain.wallet import Charged
 from engine.errors import JournalFailed
 from engine.journal import CommitTicket, JournalRecord, Snapshot
-from persistence import open_store
+from persistence import SqlJournal, open_store
 
 pytestmark = pytest.mark.anyio
 
@@ -196,3 +196,16 @@ async def test_full_recovery_returns_exactly_the_records_after_each_snapshot(
     )
     assert [r.event.amount for r in history.records] == list(range(covered + 1, 101))  # type: ignore[attr-defined]
     assert [r.actor_seq for r in histories["wallet:1"].records] == [1, 2]
+
+
+async def test_a_cancelled_writer_fails_what_it_had_not_committed(database_url: str) -> None:
+    async with open_store(database_url, seed_demo=False) as store:
+        journal = SqlJournal(store.engine, linger=10.0)  # it would wait 10 s before committing
+        async with anyio.create_task_group() as tg:
+            await tg.start(journal.run)
+            pending = journal.append([charge("wallet:0", 1)])
+            await anyio.sleep(0.05)
+            tg.cancel_scope.cancel()
+        assert pending.failed
+        assert journal.append([charge("wallet:0", 2)]).failed
+        assert await journal.load() == {}
