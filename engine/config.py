@@ -15,7 +15,7 @@ class EngineConfig:
     seats_per_date: int = 50
     max_holds_per_user: int = 4
     mailbox_size: int = 4096
-    snapshot_every: int = 10_000
+    snapshot_every: int = 1_000  # events per actor between snapshots (more for large states)
     wallet_shards: int = 16
     checkout_shards: int = 16
     overload_retry_after: float = 1.0

@@ -19,22 +19,15 @@ over that index (a recursive query that jumps from key to key), not from a full 
 from __future__ import annotations
 
 import gc
-import importlib
-import pkgutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Engine
 
-import engine.domain
+import engine.domain  # noqa: F401  (registers every event kind for decoding)
 from engine.journal import ActorHistory, JournalRecord, Snapshot
 from persistence.rows import decode_event, decode_state
-
-# Event kinds register when their domain module is imported; a process that only reads the
-# journal (a tool, a benchmark probe) must still decode every kind.
-for _module in pkgutil.iter_modules(engine.domain.__path__):
-    importlib.import_module(f"engine.domain.{_module.name}")
 
 # Scan the whole journal once the tails add up to more than this share of it.
 SCAN_SHARE = 0.3

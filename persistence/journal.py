@@ -119,15 +119,21 @@ class SqlJournal:
         """Commit queued groups until `close` is called and the queue is drained."""
         task_status.started()
         try:
+            idle = True
             while True:
                 if not self._queue:
                     if self._closing:
                         return
                     self._wakeup = anyio.Event()
                     await self._wakeup.wait()
+                    idle = True
                     continue
-                if self.linger > 0 and self._queued_events < self.max_batch and not self._closing:
+                # Linger only after idling: what queued up during the previous commit has
+                # already waited one commit long, and that group has formed by itself.
+                lingering = idle and self._queued_events < self.max_batch and not self._closing
+                if self.linger > 0 and lingering:
                     await anyio.sleep(self.linger)
+                idle = False
                 batch = self._in_flight = self._take_batch()
                 try:
                     await anyio.to_thread.run_sync(self._write, batch)

@@ -117,6 +117,9 @@ class CheckoutActor(Actor[Payments]):
         payments.load_snapshot(data)
         return payments
 
+    def state_weight(self) -> int:
+        return len(self.state.payments)
+
     async def handle(self, command: Any) -> Any:
         match command:
             case Pay(user_id=user, reservation_ids=rids, key=key):

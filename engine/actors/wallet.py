@@ -53,6 +53,10 @@ class WalletActor(Actor[Wallets]):
         wallets.load_snapshot(data)
         return wallets
 
+    def state_weight(self) -> int:
+        wallets = self.state
+        return len(wallets.balances) + len(wallets.charges) + len(wallets.debits)
+
     async def handle(self, command: Any) -> Any:
         match command:
             case Charge(user_id=user, amount=amount, key=key):
