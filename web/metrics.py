@@ -118,6 +118,17 @@ class EngineCollector(Collector):
         )
         waiting = GaugeMetricFamily(f"{PREFIX}_queue_waiting", "users waiting in the queue")
         active = GaugeMetricFamily(f"{PREFIX}_queue_active", "users admitted and active")
+        journal = CounterMetricFamily(
+            f"{PREFIX}_journal",
+            "journal writer: group commits, events, failed commits",
+            labels=["what"],
+        )
+        store = self.runtime.store
+        if store is not None:
+            writer = store.journal.stats
+            journal.add_metric(["commits"], writer.commits)
+            journal.add_metric(["events"], writer.events)
+            journal.add_metric(["failures"], writer.failures)
         system = self.runtime.system
         if system is not None:
             for stats in system.stats():
@@ -128,7 +139,7 @@ class EngineCollector(Collector):
             room = system.waiting_room.state
             waiting.add_metric([], len(room.waiting))
             active.add_metric([], len(room.active))
-        yield from (depth, processed, latency, waiting, active)
+        yield from (depth, processed, latency, waiting, active, journal)
 
 
 class MetricsMiddleware:

@@ -196,3 +196,5 @@ async def test_metrics_count_requests_holds_sales_and_connections(api: Api) -> N
     assert "concert_queue_queue_waiting" in samples
     assert "concert_queue_websocket_connections" in samples
     assert "concert_queue_hold_expiries_total" in samples
+    assert samples['concert_queue_journal_total{what="events"}'] >= 4  # join, hold, charge, ...
+    assert samples['concert_queue_journal_total{what="failures"}'] == 0
