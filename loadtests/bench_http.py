@@ -288,7 +288,8 @@ def figures_of(
 def run(args: argparse.Namespace) -> tuple[list[Figure], dict[str, Any]]:
     with tempfile.TemporaryDirectory(prefix="bench-http-") as tmp:
         directory = Path(tmp)
-        server = ServerProcess("loadtests.bench_server", directory, SERVER_ENV, args.database_url)
+        env = SERVER_ENV | {"HOLD_SECONDS": str(args.hold_seconds)}
+        server = ServerProcess("loadtests.bench_server", directory, env, args.database_url)
         with server:
             print(f"server on {server.url}; putting {args.dates} dates on sale ...", flush=True)
             dates, hot_date, members = anyio.run(prepare, server, args.dates)
@@ -326,7 +327,7 @@ def run(args: argparse.Namespace) -> tuple[list[Figure], dict[str, Any]]:
         "dates": args.dates,
         "seats_per_date": SEATS,
         "users": USERS,
-        "hold_seconds": HOLD_SECONDS,
+        "hold_seconds": args.hold_seconds,
         "spread_seats": args.dates * SEATS,
         "spread_requests_sent": seats_used,
         "spread_seat_revisit_seconds": args.dates * SEATS / series["spread"].rate,
@@ -354,6 +355,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--warmup", type=float, default=1.0)
     parser.add_argument("--dates", type=int, default=500, help="dates of the spread load")
+    parser.add_argument(
+        "--hold-seconds",
+        type=float,
+        default=HOLD_SECONDS,
+        help="server HOLD_SECONDS; a long one needs --dates enough for every request",
+    )
     parser.add_argument("--sweep-seconds", type=float, default=4.0)
     parser.add_argument("--no-sweep", dest="sweep", action="store_false")
     parser.add_argument("--database-url", default="", help="default: a temporary SQLite file")
@@ -365,6 +372,9 @@ def main() -> None:
     figures, details = run(args)
     print()
     print(markdown_table(figures))
+    if args.quick:  # a check of the harness: its figures must not replace a real run's
+        print("\n--quick: results not written")
+        return
     path = write_results("http", figures, details)
     print(f"\nwritten {path}")
 
