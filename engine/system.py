@@ -7,6 +7,7 @@ directly and never queue behind writes.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 from collections.abc import AsyncIterator, Iterable, Sequence
@@ -18,7 +19,7 @@ from anyio.abc import TaskGroup
 
 from engine.actor import Actor, ActorStats, EventListener, ExpireDue
 from engine.actors.checkout import CheckoutActor, Pay, PaymentResult, Resolve
-from engine.actors.concert_date import ConcertDateActor, Hold, Release, Unlock
+from engine.actors.concert_date import ConcertDateActor, Hold, Release, Unlock, live_holds
 from engine.actors.waiting_room import Complete, Configure, Join, Open, WaitingRoomActor
 from engine.actors.wallet import Charge, WalletActor, shard_of
 from engine.catalog import ConcertDateInfo, ConcertInfo, date_key
@@ -26,8 +27,9 @@ from engine.clock import Clock, SystemClock
 from engine.config import EngineConfig
 from engine.domain.reservation import Reservation
 from engine.domain.seat_map import parse_reservation_id
-from engine.domain.waiting_room import RoomSettings, TokenView
-from engine.errors import NOT_FOUND, ActorUnavailable, Refused
+from engine.domain.waiting_room import ActiveExpired, RoomSettings, TokenView
+from engine.errors import NOT_FOUND, ActorUnavailable, EngineError, Refused
+from engine.events import Event
 from engine.journal import Journal
 
 log = logging.getLogger(__name__)
@@ -62,6 +64,7 @@ class EngineSystem:
         for concert in catalog:
             self._add_concert(concert)
         journal.on_failure(self._poison)
+        self._waiting_room.listeners.append(self._on_room_events)
 
     # -- lookups (the checkout's Directory) ----------------------------------------------------
 
@@ -145,6 +148,17 @@ class EngineSystem:
         for actor in self.actors():
             if actor.key in keys:
                 actor.poison()
+
+    def _on_room_events(self, _key: str, events: Sequence[Event]) -> None:
+        """A token whose active window ran out can no longer pay: free its holds for others
+        now rather than when they lapse. Best effort: a hold not released here still lapses."""
+        for item in events:
+            if isinstance(item, ActiveExpired):
+                for seq in item.seqs:
+                    user = self._waiting_room.state.user_of[seq]
+                    for actor, release in list(live_holds(self.dates.values(), user)):
+                        with contextlib.suppress(EngineError):
+                            actor.tell(release)
 
     # -- catalog -------------------------------------------------------------------------------
 

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 import anyio
 
 from engine.actor import Actor
-from engine.actors.concert_date import ConcertDateActor, Lock, Release, Sell, Unlock
+from engine.actors.concert_date import ConcertDateActor, Lock, Sell, Unlock, live_holds
 from engine.actors.waiting_room import Complete, WaitingRoomActor
 from engine.actors.wallet import Debit, WalletActor
 from engine.clock import Clock
@@ -33,7 +33,7 @@ from engine.domain.checkout import (
     Payments,
 )
 from engine.domain.reservation import Reservation, reservation_of
-from engine.domain.seat_map import HELD, SOLD, Locked, parse_reservation_id
+from engine.domain.seat_map import SOLD, Locked, parse_reservation_id
 from engine.errors import (
     NOT_FOUND,
     VALIDATION_ERROR,
@@ -168,11 +168,9 @@ class CheckoutActor(Actor[Payments]):
 
     async def _release_leftovers(self, user: str) -> None:
         """A completed token cannot pay again: free the buyer's other holds for everyone else."""
-        for actor in self.directory.date_actors():
-            for seat in actor.state.seats_of(user):
-                if seat.status == HELD and seat.reservation_id is not None:
-                    with contextlib.suppress(EngineError):
-                        await actor.ask(Release(user, seat.reservation_id))
+        for actor, release in list(live_holds(self.directory.date_actors(), user)):
+            with contextlib.suppress(EngineError):
+                await actor.ask(release)
 
     async def _resolve(self, pid: str) -> str:
         payment = self.state.payments.get(pid)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,7 +11,7 @@ from engine.catalog import ConcertDateInfo
 from engine.clock import Clock
 from engine.config import EngineConfig
 from engine.domain.reservation import Reservation, reservation_of
-from engine.domain.seat_map import Locked, SeatMap
+from engine.domain.seat_map import HELD, Locked, SeatMap
 from engine.journal import Journal
 
 
@@ -106,4 +107,23 @@ class ConcertDateActor(Actor[SeatMap]):
         return [reservation_of(self.state, s) for s in self.state.seats_of(user_id)]
 
 
-__all__ = ["ConcertDateActor", "Hold", "Lock", "Locked", "Release", "Sell", "Unlock"]
+def live_holds(
+    actors: Iterable[ConcertDateActor], user_id: str
+) -> Iterator[tuple[ConcertDateActor, Release]]:
+    """The release command of every hold `user_id` still has, with the date that takes it."""
+    for actor in actors:
+        for seat in actor.state.seats_of(user_id):
+            if seat.status == HELD and seat.reservation_id is not None:
+                yield actor, Release(user_id, seat.reservation_id)
+
+
+__all__ = [
+    "ConcertDateActor",
+    "Hold",
+    "Lock",
+    "Locked",
+    "Release",
+    "Sell",
+    "Unlock",
+    "live_holds",
+]

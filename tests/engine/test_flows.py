@@ -107,6 +107,20 @@ async def test_active_window_expires_exactly_at_its_ttl(
     assert status(system, ann.token) == "EXPIRED"
 
 
+async def test_holds_are_freed_when_the_active_window_runs_out(
+    system: EngineSystem, clock: ManualClock
+) -> None:
+    await admitted(system, clock, "ann")
+    await system.hold("ann", CONCERT, DATE, 4)
+    await system.hold("ann", CONCERT, OTHER_DATE, 5)
+    await clock.advance(301)  # those two lapsed; the window ends 299 s from now ...
+    late = await system.hold("ann", CONCERT, DATE, 6)  # ... before this hold would
+    await clock.advance(299)
+    assert late.expires_at is not None and late.expires_at > clock.now()
+    assert seat_status(system, 6) == "AVAILABLE"  # freed with the window
+    assert system.reservations_of("ann") == []
+
+
 async def test_rejoining_after_completion_gets_a_new_token_at_the_back(
     system: EngineSystem, clock: ManualClock
 ) -> None:

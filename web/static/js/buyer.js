@@ -149,7 +149,7 @@ function updateRank(rank, etaSeconds) {
 function endTurn(code) {
   const words = {
     TOKEN_EXPIRED:
-      "Your shopping time ran out. Seats you held but did not pay for go back on sale when their holds end; no money was taken for them.",
+      "Your shopping time ran out. Seats you held but did not pay for went back on sale; no money was taken for them.",
     TOKEN_COMPLETED: "This queue ticket was already used for a purchase.",
     TOKEN_INVALID: "Your queue ticket is no longer recognised (the server may have been reset).",
     TOKEN_MISSING: "Your queue ticket is no longer recognised.",
