@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,3 +20,11 @@ class EngineConfig:
     wallet_shards: int = 16
     checkout_shards: int = 16
     overload_retry_after: float = 1.0
+
+    def actor_options(self) -> dict[str, Any]:
+        """The runtime settings every actor takes (see engine.actor.Actor)."""
+        return {
+            "mailbox_size": self.mailbox_size,
+            "snapshot_every": self.snapshot_every,
+            "retry_after": self.overload_retry_after,
+        }

@@ -104,9 +104,7 @@ class CheckoutActor(Actor[Payments]):
             f"checkout:{shard}",
             journal=journal,
             clock=clock,
-            mailbox_size=config.mailbox_size,
-            snapshot_every=config.snapshot_every,
-            retry_after=config.overload_retry_after,
+            **config.actor_options(),
         )
 
     def initial_state(self) -> Payments:

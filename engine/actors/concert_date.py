@@ -56,9 +56,7 @@ class ConcertDateActor(Actor[SeatMap]):
             info.key,
             journal=journal,
             clock=clock,
-            mailbox_size=config.mailbox_size,
-            snapshot_every=config.snapshot_every,
-            retry_after=config.overload_retry_after,
+            **config.actor_options(),
         )
 
     def initial_state(self) -> SeatMap:

@@ -45,9 +45,7 @@ class WaitingRoomActor(Actor[WaitingRoom]):
             KEY,
             journal=journal,
             clock=clock,
-            mailbox_size=config.mailbox_size,
-            snapshot_every=config.snapshot_every,
-            retry_after=config.overload_retry_after,
+            **config.actor_options(),
         )
 
     def initial_state(self) -> WaitingRoom:

@@ -40,9 +40,7 @@ class WalletActor(Actor[Wallets]):
             f"wallet:{shard}",
             journal=journal,
             clock=clock,
-            mailbox_size=config.mailbox_size,
-            snapshot_every=config.snapshot_every,
-            retry_after=config.overload_retry_after,
+            **config.actor_options(),
         )
 
     def initial_state(self) -> Wallets:
