@@ -142,6 +142,7 @@ class Actor(ABC, Generic[S]):
         self._burst = 0
         self._armed: float | None = None
         self._rearm = anyio.Event()
+        self._sleep: anyio.CancelScope | None = None
         self._processed = 0
         self._errors = 0
         self._overloaded = 0
@@ -276,13 +277,13 @@ class Actor(ABC, Generic[S]):
             self.take_snapshot()
         # Re-arm only when the deadline moved earlier: a later one is served by letting the
         # armed timer fire (its ExpireDue turn finds nothing due and re-arms), which is far
-        # cheaper than cancelling and respawning the timer task on every hold and release.
+        # cheaper than interrupting the timer's sleep on every hold and release.
         deadline = self.state.next_deadline()
         armed = self._armed
         if isinstance(command, ExpireDue) or (
             deadline is not None and (armed is None or deadline < armed)
         ):
-            self._rearm.set()
+            self._wake_timer()
 
     def _reply(self, pending: _Pending | None, value: Any, error: BaseException | None) -> None:
         if pending is None:
@@ -318,21 +319,31 @@ class Actor(ABC, Generic[S]):
         return 0
 
     async def _timer(self) -> None:
+        """One long-lived task: sleep until the state's next deadline, send `ExpireDue`, wait
+        for that turn, repeat. A turn that moves the deadline earlier cancels the sleep; no
+        task is spawned per deadline (the spread hold load re-arms thousands of times a second).
+        """
         while True:
             rearm = self._rearm = anyio.Event()
             deadline = self._armed = self.state.next_deadline()
             if deadline is None:
                 await rearm.wait()
                 continue
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(self._fire_at, deadline)
-                await rearm.wait()  # set by the next turn that moves the deadline or expires
-                tg.cancel_scope.cancel()
+            with anyio.CancelScope() as sleep:
+                self._sleep = sleep
+                await self.clock.sleep_until(deadline)
+            self._sleep = None
+            if rearm.is_set():
+                continue  # an earlier deadline came up while sleeping
+            with contextlib.suppress(anyio.ClosedResourceError, anyio.BrokenResourceError):
+                await self._send.send((ExpireDue(self.clock.now()), None))
+            await rearm.wait()  # set by the ExpireDue turn (or one that moved the deadline)
 
-    async def _fire_at(self, deadline: float) -> None:
-        await self.clock.sleep_until(deadline)
-        with contextlib.suppress(anyio.ClosedResourceError, anyio.BrokenResourceError):
-            await self._send.send((ExpireDue(self.clock.now()), None))
+    def _wake_timer(self) -> None:
+        self._rearm.set()
+        sleep = self._sleep
+        if sleep is not None:
+            sleep.cancel()
 
     # -- recovery ------------------------------------------------------------------------------
 
@@ -350,7 +361,7 @@ class Actor(ABC, Generic[S]):
                 self.seq = record.actor_seq
         self._since_snapshot = len(history.records) if history is not None else 0
         self._last_ticket = CommitTicket.committed()
-        self._rearm.set()
+        self._wake_timer()
 
     def poison(self) -> None:
         """A commit of ours failed: rebuild from the journal before the next turn."""
