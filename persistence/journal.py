@@ -4,7 +4,9 @@
 one writer takes whatever is queued (up to `max_batch` events, after lingering `linger` seconds
 so that other actors' appends join the group), writes it in one transaction from a worker
 thread, and then resolves the tickets on the event loop *in append order*. Snapshots ride the
-same queue, so one is never stored ahead of the records it covers.
+same queue, so one is never stored ahead of the records it covers. Events are encoded when
+they are appended, so the worker thread (which needs the GIL the event loop is using) has
+little Python left to run: see `persistence.rows.GroupWriter`.
 
 A failed transaction acknowledges nothing: its tickets fail, every later queued append of the
 same actors is failed and dropped (their sequence numbers follow the lost ones), and those actor
@@ -24,20 +26,19 @@ from datetime import UTC, datetime
 import anyio
 import anyio.to_thread
 from anyio.abc import TaskStatus
-from sqlalchemy import Engine, delete, insert
+from sqlalchemy import Engine
 
 from engine.errors import JournalFailed
 from engine.journal import ActorHistory, CommitTicket, FailureListener, JournalRecord, Snapshot
 from persistence.history import load_histories
-from persistence.rows import JournalRow, encode_event, encode_state, insert_journal_rows
-from persistence.tables import snapshot_table
+from persistence.rows import EncodedRow, GroupWriter, SnapshotRow, encode_records, encode_state
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
 class _Append:
-    records: Sequence[JournalRecord]
+    rows: list[EncodedRow]
     ticket: CommitTicket
     keys: frozenset[str]
     queued_at: float
@@ -70,6 +71,7 @@ class SqlJournal:
         self.max_batch = max_batch
         self.linger = linger
         self.stats = WriterStats()
+        self._writer = GroupWriter(engine)
         self._queue: deque[_Append | _SnapshotWrite] = deque()
         self._in_flight: list[_Append | _SnapshotWrite] = []
         self._queued_events = 0
@@ -91,7 +93,7 @@ class SqlJournal:
             ticket.fail(JournalFailed("an earlier commit of this actor failed; it is rebuilding"))
             self._poison(keys)
             return ticket
-        self._queue.append(_Append(records, ticket, keys, time.perf_counter()))
+        self._queue.append(_Append(encode_records(records), ticket, keys, time.perf_counter()))
         self._queued_events += len(records)
         self._wakeup.set()
         return ticket
@@ -145,6 +147,7 @@ class SqlJournal:
                 self._in_flight = []
         finally:
             self._abandon()
+            self._writer.close()
             self._stopped.set()
 
     async def close(self) -> None:
@@ -173,48 +176,20 @@ class SqlJournal:
             entry = self._queue.popleft()
             batch.append(entry)
             if isinstance(entry, _Append):
-                events += len(entry.records)
+                events += len(entry.rows)
         self._queued_events -= events
         return batch
 
     def _write(self, batch: list[_Append | _SnapshotWrite]) -> None:
         """One transaction for the whole group (runs in a worker thread)."""
-        now = datetime.now(UTC)
-        rows: list[JournalRow] = []
-        snapshots: dict[str, _SnapshotWrite] = {}
+        rows: list[EncodedRow] = []
+        snapshots: dict[str, SnapshotRow] = {}
         for entry in batch:
             if isinstance(entry, _Append):
-                rows += [
-                    (
-                        record.actor_key,
-                        record.actor_seq,
-                        record.event.kind,
-                        encode_event(record.event),
-                        now,
-                    )
-                    for record in entry.records
-                ]
-            else:
-                snapshots[entry.actor_key] = entry  # only the latest of the group matters
-        with self.engine.begin() as conn:
-            if rows:
-                insert_journal_rows(conn, rows)
-            if snapshots:
-                conn.execute(
-                    delete(snapshot_table).where(snapshot_table.c.actor_key.in_(list(snapshots)))
-                )
-                conn.execute(
-                    insert(snapshot_table),
-                    [
-                        {
-                            "actor_key": s.actor_key,
-                            "actor_seq": s.actor_seq,
-                            "state": s.state,
-                            "recorded_at": now,
-                        }
-                        for s in snapshots.values()
-                    ],
-                )
+                rows += entry.rows
+            else:  # only the latest of the group matters
+                snapshots[entry.actor_key] = (entry.actor_key, entry.actor_seq, entry.state)
+        self._writer.write(rows, list(snapshots.values()), datetime.now(UTC))
         self.stats.commits += 1
         self.stats.events += len(rows)
         self.stats.snapshots += len(snapshots)
@@ -239,7 +214,7 @@ class SqlJournal:
         for entry in self._queue:
             if isinstance(entry, _Append) and entry.keys & lost:
                 lost |= entry.keys
-                self._queued_events -= len(entry.records)
+                self._queued_events -= len(entry.rows)
                 entry.ticket.fail(failure)
             elif isinstance(entry, _SnapshotWrite) and entry.actor_key in lost:
                 continue

@@ -1,24 +1,33 @@
-"""Journal rows on the hot path: events encoded to JSON, and a whole group inserted in bulk.
+"""Journal rows on the hot path: events encoded to JSON, and the writer's group insert.
 
-The group-commit writer spends its time here, so it goes below SQLAlchemy's per-row parameter
-processing: SQLite gets the driver's `executemany`, PostgreSQL gets `COPY ... FROM STDIN`. Both
-run on the connection of the caller's SQLAlchemy transaction, so they commit or roll back with it.
+The group-commit writer's thread competes with the event loop for the GIL, and every time it
+gives the GIL up (around each call into the database) it may wait a whole switch interval to
+get it back while the loop is busy. So a group goes in with as few calls as possible, on a
+DB-API connection the writer keeps for itself (no SQLAlchemy transaction per group):
+
+- SQLite: one `INSERT ... SELECT FROM json_each(?)` of the whole group in autocommit mode, so
+  parsing, inserting and the durable commit are one statement: one trip without the GIL;
+- PostgreSQL: `COPY ... FROM STDIN`, then commit.
+
+A group with snapshots is one explicit transaction (records first, then the snapshots).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, insert
+from sqlalchemy import Engine
 
 from engine.events import Event, from_payload, registered_kinds
-from persistence.tables import journal_table
+from engine.journal import JournalRecord
 
-JournalRow = tuple[str, int, str, str, datetime]  # actor key, actor seq, kind, payload, time
+EncodedRow = tuple[str, int, str, str]  # actor key, actor seq, kind, payload (JSON)
+SnapshotRow = tuple[str, int, str]  # actor key, actor seq, state (JSON)
 
 _encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 # The C scanner without `json.loads`' Python wrapper (a whitespace regex on every call): our own
@@ -28,8 +37,17 @@ _FIELDS: dict[type[Event], tuple[str, ...]] = {}
 _KINDS: dict[str, type[Event]] = {}
 
 _COLUMNS = "actor_key, actor_seq, kind, payload, recorded_at"
-_SQLITE_INSERT = f"INSERT INTO journal_event ({_COLUMNS}) VALUES (?, ?, ?, ?, ?)"
+# `ORDER BY key` (the array index) keeps the global seq in append order.
+_SQLITE_INSERT = (
+    f"INSERT INTO journal_event ({_COLUMNS})"
+    " SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, ? FROM json_each(?) ORDER BY key"
+)
 _POSTGRES_COPY = f"COPY journal_event ({_COLUMNS}) FROM STDIN"
+_UPSERT_SNAPSHOT = (
+    "INSERT INTO snapshot (actor_key, actor_seq, state, recorded_at) VALUES ({p}, {p}, {p}, {p})"
+    " ON CONFLICT (actor_key) DO UPDATE SET actor_seq = excluded.actor_seq,"
+    " state = excluded.state, recorded_at = excluded.recorded_at"
+)
 # How SQLAlchemy's SQLite DateTime stores an instant, so the ORM reads these rows back alike.
 _SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"
 
@@ -42,6 +60,13 @@ def encode_event(event: Event) -> str:
         assert dataclasses.is_dataclass(event)
         names = _FIELDS[type(event)] = tuple(f.name for f in dataclasses.fields(event))
     return _encode({name: getattr(event, name) for name in names})
+
+
+def encode_records(records: Sequence[JournalRecord]) -> list[EncodedRow]:
+    return [
+        (record.actor_key, record.actor_seq, record.event.kind, encode_event(record.event))
+        for record in records
+    ]
 
 
 def decode_event(kind: str, payload: str) -> Event:
@@ -69,22 +94,80 @@ def encode_state(state: dict[str, Any]) -> str:
     return _encode(state)
 
 
-def insert_journal_rows(conn: Connection, rows: list[JournalRow]) -> None:
-    """Insert `rows` inside the transaction `conn` is in."""
-    dbapi: Any = conn.connection.dbapi_connection
-    if conn.dialect.name == "postgresql":
-        with dbapi.cursor() as cursor, cursor.copy(_POSTGRES_COPY) as copy:
-            for row in rows:
-                copy.write_row(row)
-    elif conn.dialect.name == "sqlite":
-        cursor = dbapi.cursor()
+class GroupWriter:
+    """The journal writer's own database connection, and one group written per call.
+
+    Used from one worker thread at a time. After a failed write the connection is closed (which
+    rolls back whatever the group had written) and the next write opens a fresh one.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.dialect = engine.dialect.name
+        if self.dialect not in ("sqlite", "postgresql"):
+            raise ValueError(f"no journal writer for {self.dialect}")
+        self._dbapi: Any = None
+
+    def write(self, rows: list[EncodedRow], snapshots: list[SnapshotRow], at: datetime) -> None:
+        """Insert `rows` (in order) and upsert `snapshots` durably, all or nothing."""
+        dbapi = self._connection()
         try:
+            if self.dialect == "sqlite":
+                _write_sqlite(dbapi, rows, snapshots, at)
+            else:
+                _write_postgres(dbapi, rows, snapshots, at)
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        dbapi, self._dbapi = self._dbapi, None
+        if dbapi is not None:
+            # A broken connection may fail to close; it is dropped either way.
+            with contextlib.suppress(Exception):
+                dbapi.close()
+
+    def _connection(self) -> Any:
+        if self._dbapi is None:
+            # Through the engine's pool so the connection gets the same settings (SQLite's
+            # pragmas), then detached from it: it is ours until `close`.
+            fairy = self.engine.raw_connection()
+            fairy.detach()
+            dbapi: Any = fairy.dbapi_connection
+            if self.dialect == "sqlite":
+                dbapi.isolation_level = None  # autocommit: transactions only where we say
+            self._dbapi = dbapi
+        return self._dbapi
+
+
+def _write_sqlite(
+    dbapi: Any, rows: list[EncodedRow], snapshots: list[SnapshotRow], at: datetime
+) -> None:
+    stamp = at.strftime(_SQLITE_TIME)
+    if not snapshots:
+        if rows:
+            dbapi.execute(_SQLITE_INSERT, (stamp, _encode(rows)))  # its own transaction
+        return
+    dbapi.execute("BEGIN IMMEDIATE")
+    if rows:
+        dbapi.execute(_SQLITE_INSERT, (stamp, _encode(rows)))
+    dbapi.executemany(
+        _UPSERT_SNAPSHOT.format(p="?"), [(key, seq, state, stamp) for key, seq, state in snapshots]
+    )
+    dbapi.execute("COMMIT")
+
+
+def _write_postgres(
+    dbapi: Any, rows: list[EncodedRow], snapshots: list[SnapshotRow], at: datetime
+) -> None:
+    with dbapi.cursor() as cursor:
+        if rows:
+            with cursor.copy(_POSTGRES_COPY) as copy:
+                for key, seq, kind, payload in rows:
+                    copy.write_row((key, seq, kind, payload, at))
+        if snapshots:
             cursor.executemany(
-                _SQLITE_INSERT,
-                [(k, s, kind, p, at.strftime(_SQLITE_TIME)) for k, s, kind, p, at in rows],
+                _UPSERT_SNAPSHOT.format(p="%s"),
+                [(key, seq, state, at) for key, seq, state in snapshots],
             )
-        finally:
-            cursor.close()
-    else:
-        columns = ("actor_key", "actor_seq", "kind", "payload", "recorded_at")
-        conn.execute(insert(journal_table), [dict(zip(columns, row, strict=True)) for row in rows])
+    dbapi.commit()
