@@ -79,12 +79,13 @@ class _Mailbox:
     command.
     """
 
-    __slots__ = ("_waiter", "capacity", "closed", "items")
+    __slots__ = ("_waiter", "capacity", "closed", "items", "new_event")
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
         self.closed = False
         self.items: deque[_Item] = deque()
+        self.new_event: Callable[[], anyio.Event] = anyio.Event
         self._waiter: anyio.Event | None = None
 
     def put(self, item: _Item, *, over_capacity: bool = False) -> None:
@@ -105,7 +106,7 @@ class _Mailbox:
         while not items:
             if self.closed:
                 raise anyio.EndOfStream
-            waiter = self._waiter = anyio.Event()
+            waiter = self._waiter = self.new_event()
             await waiter.wait()
         return items.popleft()
 
@@ -121,8 +122,8 @@ class _Pending:
 
     __slots__ = ("done", "error", "ticket", "value")
 
-    def __init__(self) -> None:
-        self.done = anyio.Event()
+    def __init__(self, new_event: Callable[[], anyio.Event]) -> None:
+        self.done = new_event()
         self.value: Any = None
         self.error: BaseException | None = None
         self.ticket: CommitTicket | None = None
@@ -215,7 +216,7 @@ class Actor(ABC, Generic[S]):
 
     async def ask(self, command: Any) -> Any:
         """Send a command and wait for its reply, released once its events are durable."""
-        pending = _Pending()
+        pending = _Pending(self._mailbox.new_event)
         self._post(command, pending)
         return await pending.result()
 
@@ -261,6 +262,9 @@ class Actor(ABC, Generic[S]):
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Serve commands until the mailbox is closed and drained."""
+        # `anyio.Event()` looks the running backend up on every call; an actor makes a few
+        # events per command, so it keeps the backend's own class at hand.
+        self._mailbox.new_event = type(anyio.Event())
         try:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self._timer)
@@ -305,6 +309,8 @@ class Actor(ABC, Generic[S]):
 
     async def _turn(self, command: Any, pending: _Pending | None) -> None:
         started = time.perf_counter()
+        seq = self.seq
+        refused = False
         try:
             if isinstance(command, ExpireDue):
                 value = self.on_expire_due(command.now)
@@ -313,6 +319,7 @@ class Actor(ABC, Generic[S]):
             else:
                 value = await self.handle(command)
         except EngineError as error:
+            refused = True
             self._reply(pending, None, error)
         except Exception as error:
             self._errors += 1
@@ -324,6 +331,8 @@ class Actor(ABC, Generic[S]):
         self._latencies.append(time.perf_counter() - started)
         if self._since_snapshot >= self._snapshot_due():
             self.take_snapshot()
+        if refused and self.seq == seq and not isinstance(command, ExpireDue):
+            return  # refused without an event: the state and its deadline are unchanged
         # Re-arm only when the deadline moved earlier: a later one is served by letting the
         # armed timer fire (its ExpireDue turn finds nothing due and re-arms), which is far
         # cheaper than interrupting the timer's sleep on every hold and release.
@@ -373,7 +382,7 @@ class Actor(ABC, Generic[S]):
         task is spawned per deadline (the spread hold load re-arms thousands of times a second).
         """
         while True:
-            rearm = self._rearm = anyio.Event()
+            rearm = self._rearm = self._mailbox.new_event()
             deadline = self._armed = self.state.next_deadline()
             if deadline is None:
                 await rearm.wait()

@@ -55,6 +55,9 @@ STATUS_OF_CODE: dict[str, int] = {
     INTERNAL: 500,
 }
 
+# One encoder for every error body: `json.dumps` with options builds a new one per call.
+_encode = json.JSONEncoder(separators=(",", ":")).encode
+
 # Seconds a client is told to wait when a command could not run for a passing reason.
 UNAVAILABLE_RETRY_AFTER = 1
 
@@ -95,7 +98,7 @@ def error_response(
     headers: dict[str, str] | None = None,
 ) -> Response:
     return Response(
-        json.dumps(error_body(code, message, field), separators=(",", ":")),
+        _encode(error_body(code, message, field)),
         status_code=status,
         headers=headers,
         media_type="application/json",
