@@ -227,6 +227,31 @@ async def test_failed_commit_fails_the_callers_and_the_actor_rebuilds_from_the_j
         actor.close()
 
 
+async def test_callers_hear_a_failed_commit_even_when_nobody_is_poisoned() -> None:
+    """A journal writer that stops fails its tickets without a failure report: the callers
+    waiting on them still get an error, never silence and never a success."""
+    journal = GatedJournal()
+    actor = counter(journal, ManualClock())
+    errors: list[BaseException] = []
+
+    async def add(n: int) -> None:
+        try:
+            await actor.ask(("add", n))
+        except JournalFailed as error:
+            errors.append(error)
+
+    async with anyio.create_task_group() as tg:
+        await tg.start(actor.run)
+        tg.start_soon(add, 1)
+        tg.start_soon(add, 2)
+        await settle()
+        for _, ticket in journal.queued:
+            ticket.fail(JournalFailed("the journal writer stopped"))
+        await settle()
+        assert len(errors) == 2
+        actor.close()
+
+
 async def test_timer_sends_expire_due_as_a_turn_at_the_deadline() -> None:
     clock = ManualClock(start=100.0)
     actor = counter(MemoryJournal(), clock)
