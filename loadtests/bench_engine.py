@@ -42,7 +42,7 @@ from engine.errors import Overloaded, Refused
 from engine.journal import MemoryJournal
 from engine.system import EngineSystem
 from loadtests.actor_probes import PROBES, ProbeActor, serve_probe
-from loadtests.figures import Figure, markdown_table, percentile, write_results
+from loadtests.figures import Figure, percentile, publish
 from loadtests.gc_meter import GcMeter
 
 CONCERT = "bench"
@@ -512,13 +512,7 @@ def main() -> None:
     figures, details = anyio.run(
         run, args, backend="asyncio", backend_options={"use_uvloop": args.loop == "uvloop"}
     )
-    print()
-    print(markdown_table(figures))
-    if args.quick:  # a check of the harness: its figures must not replace a real run's
-        print("\n--quick: results not written")
-        return
-    path = write_results("engine", figures, details)
-    print(f"\nwritten {path}")
+    publish("engine", figures, details, quick=args.quick)
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ from typing import Any
 import anyio
 import httpx
 
-from loadtests.figures import Figure, markdown_table, percentile, write_results
+from loadtests.figures import Figure, percentile, publish
 from loadtests.server_process import ServerProcess
 from loadtests.service_client import (
     DateOnSale,
@@ -370,13 +370,7 @@ def main() -> None:
         args.seconds, args.rounds, args.warmup, args.dates = 2.0, 1, 0.5, 300
         args.sweep_seconds = 1.0
     figures, details = run(args)
-    print()
-    print(markdown_table(figures))
-    if args.quick:  # a check of the harness: its figures must not replace a real run's
-        print("\n--quick: results not written")
-        return
-    path = write_results("http", figures, details)
-    print(f"\nwritten {path}")
+    publish("http", figures, details, quick=args.quick)
 
 
 if __name__ == "__main__":

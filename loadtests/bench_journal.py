@@ -64,7 +64,7 @@ from engine.errors import Refused
 from engine.events import Event
 from engine.journal import JournalRecord, MemoryJournal, Snapshot
 from engine.system import EngineSystem
-from loadtests.figures import Figure, markdown_table, percentile, write_results
+from loadtests.figures import Figure, percentile, publish
 from persistence import open_store
 from persistence.database import normalize_url
 from persistence.journal import SqlJournal
@@ -551,10 +551,7 @@ def main() -> None:
     if args.quick:
         args.events, args.writer_events, args.charges = 50_000, 20_000, 10_000
     figures, details = anyio.run(run, args)
-    print()
-    print(markdown_table(figures))
-    path = write_results("journal", figures, details)
-    print(f"\nwritten to {path}")
+    publish("journal", figures, details, quick=args.quick)
 
 
 if __name__ == "__main__":

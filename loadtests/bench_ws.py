@@ -32,7 +32,7 @@ from typing import Any
 
 import httpx
 
-from loadtests.figures import Figure, markdown_table, percentile, write_results
+from loadtests.figures import Figure, percentile, publish
 from loadtests.server_process import ServerProcess
 from loadtests.service_client import admin_headers
 from loadtests.ws_clients import raise_fd_limit
@@ -284,13 +284,7 @@ def main() -> None:
     if args.quick:
         args.clients, args.processes, args.batches = 1000, 2, 3
     figures, details = run(args)
-    print()
-    print(markdown_table(figures))
-    if args.quick:  # a check of the harness: its figures must not replace a real run's
-        print("\n--quick: results not written")
-        return
-    path = write_results("ws", figures, details)
-    print(f"\nwritten {path}")
+    publish("ws", figures, details, quick=args.quick)
 
 
 if __name__ == "__main__":

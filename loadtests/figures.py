@@ -106,3 +106,17 @@ def write_results(name: str, figures: Sequence[Figure], details: dict[str, Any])
     }
     path.write_text(json.dumps(payload, indent=2) + "\n")
     return path
+
+
+def publish(
+    name: str, figures: Sequence[Figure], details: dict[str, Any], *, quick: bool = False
+) -> None:
+    """Print the table and write `results/<name>.json`, unless this was a `--quick` run: a
+    check of the harness whose figures must not replace a real run's."""
+    print()
+    print(markdown_table(figures))
+    if quick:
+        print("\n--quick: results not written")
+        return
+    path = write_results(name, figures, details)
+    print(f"\nwritten {path}")
