@@ -58,6 +58,9 @@ def skewed_choice(seats: list[int]) -> int:
     return random.choices(ordered, weights)[0]
 
 
+REQUEST_TIMEOUT = 30.0  # seconds; an answer slower than this counts as a failure
+
+
 class Refusal(Exception):
     """An answer other than the expected one; `code` is the contract's error code."""
 
@@ -117,7 +120,13 @@ class Shopper(FastHttpUser):
         all_headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         all_headers |= headers or {}
         with self.client.request(
-            method, path, json=body, headers=all_headers, name=name, catch_response=True
+            method,
+            path,
+            json=body,
+            headers=all_headers,
+            name=name,
+            catch_response=True,
+            timeout=REQUEST_TIMEOUT,  # a stuck request must not keep the run from ending
         ) as response:
             status = response.status_code or 0
             try:
