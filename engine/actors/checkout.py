@@ -142,18 +142,36 @@ class CheckoutActor(Actor[Payments]):
                 attempted.append(actor)  # a failed lock may still have locked in memory
                 locked: Locked = await actor.ask(Lock(user, group, pid))
                 amount += locked.amount
-            balance: int = await self.directory.wallet_actor(user).ask(Debit(user, amount, pid))
         except BaseException as error:
-            with anyio.CancelScope(shield=True):
-                for actor in attempted:
-                    await _insist(actor.ask, Unlock(pid))
-                code = error.code if isinstance(error, EngineError) else "INTERNAL"
-                self.emit([CheckoutFailed(pid, code)])
+            await self._cancel(pid, attempted, error)
+            raise
+        try:
+            # A debit is idempotent by payment: retrying one whose commit failed cannot take
+            # the money twice, and finds it again if that commit did land after all.
+            balance: int = await _insist(
+                self.directory.wallet_actor(user).ask, Debit(user, amount, pid)
+            )
+        except (JournalFailed, ActorUnavailable, Overloaded):
+            # Whether the money moved is unknown: the payment stays STARTED with its seats
+            # locked, and `Resolve` settles it from the journal at the next start.
+            raise
+        except BaseException as error:
+            await self._cancel(pid, attempted, error)
             raise
         # The money is taken and durable: from here on the payment can only complete.
         with anyio.CancelScope(shield=True):
             await self._complete(pid, user, attempted, amount, balance)
         return self._result(self.state.payments[pid])
+
+    async def _cancel(
+        self, pid: str, attempted: list[ConcertDateActor], error: BaseException
+    ) -> None:
+        """No money moved: put the holds back and record why the payment failed."""
+        with anyio.CancelScope(shield=True):
+            for actor in attempted:
+                await _insist(actor.ask, Unlock(pid))
+            code = error.code if isinstance(error, EngineError) else "INTERNAL"
+            self.emit([CheckoutFailed(pid, code)])
 
     async def _complete(
         self, pid: str, user: str, dates: list[ConcertDateActor], amount: int, balance: int

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pytest
 
 from engine.clock import ManualClock
 from engine.config import EngineConfig
 from engine.errors import EngineError, Refused
-from engine.journal import MemoryJournal
+from engine.journal import CommitTicket, JournalRecord, MemoryJournal
 from engine.system import EngineSystem
 from tests.engine.conftest import CONCERT, DATE, OTHER_DATE, PRICE, admitted, catalog
 
@@ -240,6 +242,28 @@ async def test_failed_commit_during_payment_takes_no_money(
     assert seat_status(system, 1) == "HELD"
     paid = await system.pay("ann", [hold.reservation_id])
     assert paid.balance == 1_000 - PRICE
+
+
+async def test_a_failed_commit_of_the_debit_is_retried_and_charges_once(
+    system: EngineSystem, journal: MemoryJournal, clock: ManualClock
+) -> None:
+    await admitted(system, clock, "ann")
+    await system.charge("ann", 1_000)
+    hold = await system.hold("ann", CONCERT, DATE, 1)
+    appended = journal.append
+
+    def fail_first_debit(records: Sequence[JournalRecord]) -> CommitTicket:
+        if any(r.event.kind == "wallet.debited" for r in records) and not failed:
+            failed.append(True)
+            journal.fail_next(1)
+        return appended(records)
+
+    failed: list[bool] = []
+    journal.append = fail_first_debit  # type: ignore[method-assign]
+    paid = await system.pay("ann", [hold.reservation_id])
+    assert failed == [True]
+    assert paid.balance == system.balance("ann") == 1_000 - PRICE
+    assert seat_status(system, 1) == "SOLD"
 
 
 async def test_checkout_interrupted_after_the_debit_completes_at_recovery(
