@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -194,17 +195,19 @@ async def test_a_refusal_waits_for_the_commit_of_what_it_observed() -> None:
         actor.close()
 
 
+async def add_noting_failures(actor: CounterActor, errors: list[BaseException], n: int) -> None:
+    try:
+        await actor.ask(("add", n))
+    except JournalFailed as error:
+        errors.append(error)
+
+
 async def test_failed_commit_fails_the_callers_and_the_actor_rebuilds_from_the_journal() -> None:
     journal = GatedJournal()
     actor = counter(journal, ManualClock())
     journal.on_failure(lambda keys: actor.poison() if actor.key in keys else None)
     errors: list[BaseException] = []
-
-    async def add(n: int) -> None:
-        try:
-            await actor.ask(("add", n))
-        except JournalFailed as error:
-            errors.append(error)
+    add = functools.partial(add_noting_failures, actor, errors)
 
     async with anyio.create_task_group() as tg:
         await tg.start(actor.run)
@@ -233,12 +236,7 @@ async def test_callers_hear_a_failed_commit_even_when_nobody_is_poisoned() -> No
     journal = GatedJournal()
     actor = counter(journal, ManualClock())
     errors: list[BaseException] = []
-
-    async def add(n: int) -> None:
-        try:
-            await actor.ask(("add", n))
-        except JournalFailed as error:
-            errors.append(error)
+    add = functools.partial(add_noting_failures, actor, errors)
 
     async with anyio.create_task_group() as tg:
         await tg.start(actor.run)
