@@ -8,6 +8,7 @@ adds totals over every actor (seats sold, money charged, debited and held, reven
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -48,20 +49,10 @@ PATCHABLE = ("batch_size", "interval_seconds", "max_active", "active_ttl_seconds
 
 
 def stats_fields(stats: ActorStats) -> dict[str, Any]:
-    return {
-        "key": stats.key,
-        "kind": stats.kind,
-        "mailbox_depth": stats.mailbox_depth,
-        "mailbox_capacity": stats.mailbox_capacity,
-        "processed": stats.processed,
-        "errors": stats.errors,
-        "overloaded": stats.overloaded,
-        "rebuilds": stats.rebuilds,
-        "latency_p50_ms": round(stats.latency_p50_ms, 3),
-        "latency_p99_ms": round(stats.latency_p99_ms, 3),
-        "latency_max_ms": round(stats.latency_max_ms, 3),
-        "state": stats.state,
-    }
+    fields = dataclasses.asdict(stats)
+    for name in ("latency_p50_ms", "latency_p99_ms", "latency_max_ms"):
+        fields[name] = round(fields[name], 3)
+    return fields
 
 
 def settings_out(settings: RoomSettings) -> QueueSettingsOut:
