@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from playwright.sync_api import expect
+from playwright.sync_api import APIResponse, Route, expect
 
 from tests.browser.conftest import PHONE, SHORT_HOLD_SECONDS, Pages, Screenshots, Server, unique
 from tests.browser.screens import BuyerScreen
@@ -156,6 +156,38 @@ def test_a_waiting_buyer_moves_up_and_reaches_the_seat_picker_when_admitted(
     behind.wait_for_seat_picker()
     behind.expect_not_reloaded()
     shots.take(behind.page, "admitted")
+
+
+def test_a_status_reply_older_than_the_admission_does_not_send_the_buyer_back_to_the_queue(
+    queue_admin: Server, pages: Pages
+) -> None:
+    # The page asks for its status when its socket opens. Hold that reply (WAITING) back until
+    # the admission was pushed, then let it through: the page must stay in the seat picker.
+    queue_admin.admin("POST", "/admin/queue/pause")
+    buyer = BuyerScreen(pages.open(queue_admin.base_url + "/"))
+    held_back: list[tuple[Route, APIResponse]] = []
+
+    def hold_back(route: Route) -> None:
+        if held_back:
+            route.fallback()  # later polls go through: only the first reply is late
+        else:
+            held_back.append((route, route.fetch()))
+
+    buyer.page.route("**/api/queue/tokens/me", hold_back)
+    buyer.join(unique("stale-reply"))
+    expect(buyer.waiting_view).to_be_visible()
+    buyer.page.wait_for_timeout(500)  # lets the held-back request reach the handler
+    assert held_back, "the page did not ask for its status when its socket opened"
+    assert held_back[0][1].json()["status"] == "WAITING"
+
+    queue_admin.admin("POST", "/admin/queue/resume")
+    buyer.wait_for_seat_picker()
+    route, stale = held_back[0]
+    route.fulfill(response=stale)
+    buyer.page.wait_for_timeout(500)
+    buyer.wait_for_seat_picker()
+    buyer.hold(12)
+    buyer.expect_mine(12)
 
 
 def test_a_buyer_without_a_websocket_is_admitted_and_sees_seats_change_by_polling(

@@ -37,7 +37,21 @@ const state = {
   busy: new Set(), // seat numbers with a request in flight
   releasing: new Set(), // reservation ids being released: their AVAILABLE event is no expiry
   paying: false, // a payment is in flight: its reply, not the socket, ends the shop
+  stage: null, // how far this token got (see STAGES); null until the server told us
 };
+
+// A token only moves forward: WAITING -> PROCESSING -> COMPLETED or EXPIRED. A reply can be
+// older than a pushed event (a poll sent just before the admission answers just after it), so
+// a view from an earlier stage than one already seen is stale and must not move the page back.
+const STAGES = { WAITING: 0, PROCESSING: 1, COMPLETED: 2, EXPIRED: 2 };
+
+/** Record that the token reached `status`; false when that is behind what we already know. */
+function advance(status) {
+  const stage = STAGES[status] ?? STAGES.EXPIRED;
+  if (state.stage !== null && stage < state.stage) return false;
+  state.stage = stage;
+  return true;
+}
 
 const chargeAction = new IdempotentAction();
 const payAction = new IdempotentAction();
@@ -168,6 +182,7 @@ function endTurn(code) {
 
 /** Move to whichever view the token's status calls for. */
 async function route(view) {
+  if (!advance(view.status)) return;
   state.userId = view.userId ?? state.userId;
   state.activeUntil = view.activeUntil ?? null;
   saveSession();
@@ -203,6 +218,7 @@ async function join(userId) {
   try {
     const view = await request("POST", "/api/queue/tokens", { body: { userId } });
     state.token = view.token;
+    state.stage = null; // a new turn: its stages start again
     state.userId = view.userId ?? userId;
     sessionStorage.removeItem(RECEIPT_KEY);
     saveSession();
@@ -215,9 +231,10 @@ async function join(userId) {
 }
 
 async function refreshMe() {
-  if (!state.token) return null; // the turn already ended: nothing to ask
+  const token = state.token;
+  if (!token) return null; // the turn already ended: nothing to ask
   const view = await api("GET", "/api/queue/tokens/me");
-  await route(view);
+  if (state.token === token) await route(view); // else the page moved on to another turn
   return view;
 }
 
@@ -245,6 +262,7 @@ function onEvent(event) {
       if (state.view === "waiting") updateRank(event.rank, event.etaSeconds);
       break;
     case "queue.admitted":
+      advance("PROCESSING");
       state.activeUntil = event.activeUntil ?? state.activeUntil;
       if (state.view === "waiting") enterShop();
       break;
