@@ -48,7 +48,7 @@ async def open_store(
     demo_seats: int = 50,
     seed_demo: bool = True,
     max_batch: int = 5000,
-    linger: float = 0.002,
+    linger: float = 0.0,
 ) -> AsyncIterator[Store]:
     """Open `url`, create or migrate the schema, seed the demo catalog, run the journal writer."""
     engine = await anyio.to_thread.run_sync(connect, url)
