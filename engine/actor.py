@@ -6,8 +6,9 @@ The reply travels back with the latest commit ticket and the *caller* waits for 
 goes on with the next command while the journal commits (pipelining), and no reply is released
 before everything it observed is durable.
 
-Time is a message: the timer task sleeps until the state's next deadline and then sends
-`ExpireDue(now)` through the mailbox like any other command, so expiry never races a payment.
+Time is a message: the actor's timer (a clock callback, not a task) fires at the state's next
+deadline and sends `ExpireDue(now)` through the mailbox like any other command, so expiry never
+races a payment.
 """
 
 from __future__ import annotations
@@ -25,10 +26,11 @@ import anyio
 import anyio.lowlevel
 from anyio.abc import TaskStatus
 
-from engine.clock import Clock
+from engine.clock import Clock, TimerHandle
 from engine.errors import ActorUnavailable, EngineError, HandlerCrashed, Overloaded
 from engine.events import Event
 from engine.journal import ActorHistory, CommitTicket, Journal, JournalRecord, Snapshot
+from engine.wakeup import Wakeup, wakeup_factory
 
 log = logging.getLogger(__name__)
 
@@ -85,8 +87,8 @@ class _Mailbox:
         self.capacity = capacity
         self.closed = False
         self.items: deque[_Item] = deque()
-        self.new_event: Callable[[], anyio.Event] = anyio.Event
-        self._waiter: anyio.Event | None = None
+        self.new_event: Callable[[], Wakeup] = anyio.Event
+        self._waiter: Wakeup | None = None
 
     def put(self, item: _Item, *, over_capacity: bool = False) -> None:
         if self.closed:
@@ -118,11 +120,13 @@ class _Mailbox:
 
 
 class _Pending:
-    """One caller's reply slot."""
+    """One caller's reply slot. It is woken once, when the reply is there *and* durable (or
+    its commit failed): one wake-up per ask rather than one for the reply and one for the
+    commit, as every wake-up of a task costs a pass through the busy event loop."""
 
     __slots__ = ("done", "error", "ticket", "value")
 
-    def __init__(self, new_event: Callable[[], anyio.Event]) -> None:
+    def __init__(self, new_event: Callable[[], Wakeup]) -> None:
         self.done = new_event()
         self.value: Any = None
         self.error: BaseException | None = None
@@ -131,7 +135,7 @@ class _Pending:
     async def result(self) -> Any:
         await self.done.wait()
         if self.ticket is not None:
-            await self.ticket.wait()
+            await self.ticket.wait()  # done by now: raises if the commit failed
         error = self.error
         if error is None:
             return self.value
@@ -190,9 +194,11 @@ class Actor(ABC, Generic[S]):
         self._snapshot_weight = 0
         self._poisoned = False
         self._burst = 0
+        # The timer: armed for `_armed` (or None), or an ExpireDue already in the mailbox.
         self._armed: float | None = None
-        self._rearm = anyio.Event()
-        self._sleep: anyio.CancelScope | None = None
+        self._timer: TimerHandle | None = None
+        self._expire_queued = False
+        self._running = False
         self._processed = 0
         self._errors = 0
         self._overloaded = 0
@@ -262,26 +268,23 @@ class Actor(ABC, Generic[S]):
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Serve commands until the mailbox is closed and drained."""
-        # `anyio.Event()` looks the running backend up on every call; an actor makes a few
-        # events per command, so it keeps the backend's own class at hand.
-        self._mailbox.new_event = type(anyio.Event())
+        self._mailbox.new_event = wakeup_factory()
+        self._running = True
         try:
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(self._timer)
-                task_status.started()
+            self._arm(self.state.next_deadline())
+            task_status.started()
+            while True:
                 try:
-                    while True:
-                        try:
-                            command, pending = await self._next_command()
-                        except anyio.EndOfStream:
-                            break
-                        if self._poisoned:
-                            await self._rebuild()
-                        await self._turn(command, pending)
-                finally:
-                    self._mailbox.close()
-                tg.cancel_scope.cancel()
+                    command, pending = await self._next_command()
+                except anyio.EndOfStream:
+                    break
+                if self._poisoned:
+                    await self._rebuild()
+                await self._turn(command, pending)
         finally:
+            self._running = False
+            self._mailbox.close()
+            self._disarm()
             self._stopped.set()
 
     async def _next_command(self) -> tuple[Any, _Pending | None]:
@@ -331,17 +334,17 @@ class Actor(ABC, Generic[S]):
         self._latencies.append(time.perf_counter() - started)
         if self._since_snapshot >= self._snapshot_due():
             self.take_snapshot()
-        if refused and self.seq == seq and not isinstance(command, ExpireDue):
+        if isinstance(command, ExpireDue):
+            self._expire_queued = False
+            self._disarm()
+        elif refused and self.seq == seq:
             return  # refused without an event: the state and its deadline are unchanged
         # Re-arm only when the deadline moved earlier: a later one is served by letting the
         # armed timer fire (its ExpireDue turn finds nothing due and re-arms), which is far
-        # cheaper than interrupting the timer's sleep on every hold and release.
+        # cheaper than cancelling and re-arming on every hold and release.
         deadline = self.state.next_deadline()
-        armed = self._armed
-        if isinstance(command, ExpireDue) or (
-            deadline is not None and (armed is None or deadline < armed)
-        ):
-            self._wake_timer()
+        if deadline is not None and (self._armed is None or deadline < self._armed):
+            self._arm(deadline)
 
     def _reply(self, pending: _Pending | None, value: Any, error: BaseException | None) -> None:
         if pending is None:
@@ -354,8 +357,8 @@ class Actor(ABC, Generic[S]):
             error.__traceback__ = None
         pending.value = value
         pending.error = error
-        pending.ticket = self._last_ticket
-        pending.done.set()
+        ticket = pending.ticket = self._last_ticket
+        ticket.on_done(pending.done.set)
 
     def on_expire_due(self, now: float) -> Any:
         """Expire what is due at `now`; actors with deadlines override this."""
@@ -376,33 +379,31 @@ class Actor(ABC, Generic[S]):
         """Roughly how many items a snapshot of the state holds; large states override it."""
         return 0
 
-    async def _timer(self) -> None:
-        """One long-lived task: sleep until the state's next deadline, send `ExpireDue`, wait
-        for that turn, repeat. A turn that moves the deadline earlier cancels the sleep; no
-        task is spawned per deadline (the spread hold load re-arms thousands of times a second).
-        """
-        while True:
-            rearm = self._rearm = self._mailbox.new_event()
-            deadline = self._armed = self.state.next_deadline()
-            if deadline is None:
-                await rearm.wait()
-                continue
-            with anyio.CancelScope() as sleep:
-                self._sleep = sleep
-                await self.clock.sleep_until(deadline)
-            self._sleep = None
-            if rearm.is_set():
-                continue  # an earlier deadline came up while sleeping
-            # Past the mailbox's capacity if need be: the timer has one message out at a time.
-            with contextlib.suppress(anyio.ClosedResourceError):
-                self._mailbox.put((ExpireDue(self.clock.now()), None), over_capacity=True)
-            await rearm.wait()  # set by the ExpireDue turn (or one that moved the deadline)
+    def _arm(self, deadline: float | None) -> None:
+        """Have `ExpireDue` sent at `deadline` (replacing an armed timer); no-op while one is
+        already in the mailbox, as its turn arms the timer again."""
+        if self._expire_queued or deadline is None or self._mailbox.closed:
+            return
+        self._disarm()
+        if deadline <= self.clock.now():
+            self._send_expire_due()
+        else:
+            self._armed = deadline
+            self._timer = self.clock.call_at(deadline, self._send_expire_due)
 
-    def _wake_timer(self) -> None:
-        self._rearm.set()
-        sleep = self._sleep
-        if sleep is not None:
-            sleep.cancel()
+    def _disarm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = None
+        self._armed = None
+
+    def _send_expire_due(self) -> None:
+        self._timer = None
+        self._armed = None
+        # Past the mailbox's capacity if need be: the timer has one message out at a time.
+        with contextlib.suppress(anyio.ClosedResourceError):
+            self._mailbox.put((ExpireDue(self.clock.now()), None), over_capacity=True)
+            self._expire_queued = True
 
     # -- recovery ------------------------------------------------------------------------------
 
@@ -420,7 +421,9 @@ class Actor(ABC, Generic[S]):
                 self.seq = record.actor_seq
         self._since_snapshot = len(history.records) if history is not None else 0
         self._last_ticket = CommitTicket.committed()
-        self._wake_timer()
+        if self._running:  # a rebuild mid-run: the deadlines may have moved either way
+            self._disarm()
+            self._arm(self.state.next_deadline())
 
     def poison(self) -> None:
         """A commit of ours failed: rebuild from the journal before the next turn."""

@@ -2,21 +2,37 @@
 
 Times are wall-clock seconds (Unix epoch, float) because hold expiry and active windows are
 persisted as absolute instants and must survive a restart.
+
+Besides telling the time, a clock runs a callback at a deadline (`call_at`). Actors use it for
+their timers instead of a sleeping task: under a spread hold load every date's deadline moves
+thousands of times a second, and a callback costs a fraction of a task's sleep, wake-up and
+cancel scope. The callback runs on the event loop's thread, between tasks, and must not block.
 """
 
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 import time
+from collections.abc import Callable
 from typing import Protocol
 
 import anyio
+
+
+class TimerHandle(Protocol):
+    def cancel(self) -> None: ...
 
 
 class Clock(Protocol):
     def now(self) -> float: ...
 
     async def sleep_until(self, deadline: float) -> None: ...
+
+    def call_at(self, deadline: float, callback: Callable[[], None]) -> TimerHandle:
+        """Run `callback` on the event loop once `now() >= deadline` (never before)."""
+        ...
 
 
 class SystemClock:
@@ -25,6 +41,44 @@ class SystemClock:
 
     async def sleep_until(self, deadline: float) -> None:
         await anyio.sleep(max(0.0, deadline - time.time()))
+
+    def call_at(self, deadline: float, callback: Callable[[], None]) -> TimerHandle:
+        return _LoopTimer(asyncio.get_running_loop(), deadline, callback)
+
+
+class _LoopTimer:
+    """A deadline on the running asyncio loop. The loop's timers run on its monotonic clock
+    (and uvloop's in whole milliseconds), so one may fire a hair early by ours: then it waits
+    the rest. No reference cycle is left behind for the collector."""
+
+    __slots__ = ("callback", "deadline", "inner", "loop")
+
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, deadline: float, callback: Callable[[], None]
+    ) -> None:
+        self.loop = loop
+        self.deadline = deadline
+        self.callback: Callable[[], None] | None = callback
+        self.inner: asyncio.TimerHandle | None = None
+        self._schedule()
+
+    def _schedule(self) -> None:
+        self.inner = self.loop.call_later(max(0.0, self.deadline - time.time()), self._fire)
+
+    def _fire(self) -> None:
+        self.inner = None
+        if self.deadline > time.time():
+            self._schedule()
+            return
+        callback, self.callback = self.callback, None
+        if callback is not None:
+            callback()
+
+    def cancel(self) -> None:
+        self.callback = None
+        if self.inner is not None:
+            self.inner.cancel()
+            self.inner = None
 
 
 class ManualClock:
@@ -37,6 +91,8 @@ class ManualClock:
     def __init__(self, start: float = 1_700_000_000.0) -> None:
         self._now = start
         self._sleepers: list[tuple[float, anyio.Event]] = []
+        self._timers: list[tuple[float, int, _ManualTimer]] = []
+        self._order = itertools.count()
 
     def now(self) -> float:
         return self._now
@@ -54,6 +110,11 @@ class ManualClock:
             if entry in self._sleepers:
                 self._sleepers.remove(entry)
 
+    def call_at(self, deadline: float, callback: Callable[[], None]) -> TimerHandle:
+        timer = _ManualTimer(callback)
+        heapq.heappush(self._timers, (deadline, next(self._order), timer))
+        return timer
+
     async def advance(self, seconds: float) -> None:
         await self.set(self._now + seconds)
 
@@ -64,7 +125,22 @@ class ManualClock:
         for entry in due:
             self._sleepers.remove(entry)
             entry[1].set()
+        while self._timers and self._timers[0][0] <= instant:
+            timer = heapq.heappop(self._timers)[2]
+            if not timer.cancelled:
+                timer.callback()
         await settle()
+
+
+class _ManualTimer:
+    __slots__ = ("callback", "cancelled")
+
+    def __init__(self, callback: Callable[[], None]) -> None:
+        self.callback = callback
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
 
 
 async def settle() -> None:

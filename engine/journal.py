@@ -52,13 +52,14 @@ class ActorHistory:
 class CommitTicket:
     """Resolves once the appended events are durable, or fails with `JournalFailed`."""
 
-    __slots__ = ("_callbacks", "_error", "_event", "done")
+    __slots__ = ("_callbacks", "_error", "_event", "_settled", "done")
 
     def __init__(self) -> None:
         self.done = False
         self._error: JournalFailed | None = None
         self._event: anyio.Event | None = None
         self._callbacks: list[Callable[[], None]] | None = None
+        self._settled: list[Callable[[], None]] | None = None
 
     @classmethod
     def committed(cls) -> CommitTicket:
@@ -87,6 +88,10 @@ class CommitTicket:
             for callback in self._callbacks:
                 callback()
         self._callbacks = None
+        if self._settled:
+            for callback in self._settled:
+                callback()
+        self._settled = None
 
     def on_commit(self, callback: Callable[[], None]) -> None:
         """Run `callback` once the events are durable (now if they already are)."""
@@ -97,6 +102,15 @@ class CommitTicket:
         if self._callbacks is None:
             self._callbacks = []
         self._callbacks.append(callback)
+
+    def on_done(self, callback: Callable[[], None]) -> None:
+        """Run `callback` once the ticket is resolved or failed (now if it already is)."""
+        if self.done:
+            callback()
+            return
+        if self._settled is None:
+            self._settled = []
+        self._settled.append(callback)
 
     async def wait(self) -> None:
         if not self.done:
