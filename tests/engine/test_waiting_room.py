@@ -123,6 +123,21 @@ def test_token_is_verified_and_a_forged_one_names_nobody() -> None:
     assert r.seq_for("999.abc") is None
 
 
+def test_an_active_token_checked_once_still_refuses_a_forgery_and_ends_with_the_window() -> None:
+    r = room()
+    (a,) = join(r, "ann")
+    run(r, r.tick(T0 + r.settings.interval_seconds))
+    token = r.token_for(a)
+    assert r.status_of(a) == PROCESSING
+    assert r.seq_for(token) == a  # checked and remembered while active
+    forged = token[:-1] + ("A" if token[-1] != "A" else "B")
+    assert r.seq_for(forged) is None
+    assert r.seq_for(token) == a
+    run(r, r.complete(a))
+    assert r.seq_for(token) == a  # still genuine (its status says COMPLETED)
+    assert r.seq_for(forged) is None
+
+
 def test_eta_grows_with_rank_in_whole_batches() -> None:
     r = room(batch=2, interval=10)
     seqs = join(r, *[f"u{i}" for i in range(6)])
