@@ -67,7 +67,7 @@ from engine.system import EngineSystem
 from loadtests.figures import Figure, percentile, publish
 from persistence import open_store
 from persistence.database import normalize_url
-from persistence.journal import SqlJournal
+from persistence.journal import LINGER, MAX_BATCH, SqlJournal
 
 CALLERS = 1000
 THROUGHPUT_TARGET = 20_000  # durable events/s on SQLite
@@ -522,8 +522,8 @@ async def run(args: argparse.Namespace) -> tuple[list[Figure], dict[str, Any]]:
         "writer_events": args.writer_events,
         "engine_charges": args.charges,
         "recovery_events": args.events,
-        "max_batch": 5000,
-        "linger_ms": 2.0,
+        "max_batch": MAX_BATCH,
+        "linger_ms": LINGER * 1000,
     }
     figures = await measure_writers(args, kinds)
     figures += await measure_recovery(args, kinds, details)

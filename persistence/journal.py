@@ -46,6 +46,9 @@ from persistence.rows import EncodedRow, GroupWriter, SnapshotRow, encode_record
 
 log = logging.getLogger(__name__)
 
+MAX_BATCH = 5000  # events per group at most
+LINGER = 0.0  # seconds to wait for company after an idle spell (none: see the docstring)
+
 
 @dataclass(slots=True)
 class _Append:
@@ -80,7 +83,9 @@ class WriterStats:
 class SqlJournal:
     """The engine's journal port on a SQL database, with group commit by a writer thread."""
 
-    def __init__(self, engine: Engine, *, max_batch: int = 5000, linger: float = 0.0) -> None:
+    def __init__(
+        self, engine: Engine, *, max_batch: int = MAX_BATCH, linger: float = LINGER
+    ) -> None:
         self.engine = engine
         self.max_batch = max_batch
         self.linger = linger

@@ -20,7 +20,7 @@ from sqlalchemy import Engine
 from engine.catalog import ConcertInfo
 from persistence.catalog import read_catalog, seed_demo_if_empty, upsert_concert
 from persistence.database import connect, ensure_schema
-from persistence.journal import SqlJournal
+from persistence.journal import LINGER, MAX_BATCH, SqlJournal
 
 DEFAULT_URL = "sqlite:///./concert-queue.db"
 
@@ -47,8 +47,8 @@ async def open_store(
     *,
     demo_seats: int = 50,
     seed_demo: bool = True,
-    max_batch: int = 5000,
-    linger: float = 0.0,
+    max_batch: int = MAX_BATCH,
+    linger: float = LINGER,
 ) -> AsyncIterator[Store]:
     """Open `url`, create or migrate the schema, seed the demo catalog, run the journal writer."""
     engine = await anyio.to_thread.run_sync(connect, url)
