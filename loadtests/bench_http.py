@@ -1,19 +1,23 @@
 """The HTTP benchmark (issue #4): the hold route against a bare Starlette endpoint, one server.
 
-    python -m loadtests.bench_http            # about two minutes
+    python -m loadtests.bench_http            # about three minutes
     python -m loadtests.bench_http --quick    # a short run to check the harness
 
 One server process (`loadtests.bench_server`: the service on a fresh SQLite file, plus a bare
 Starlette JSON endpoint) and one generator process (`loadtests.loadgen`, 64 keep-alive
 connections). In alternating rounds it measures req/s and latency of
 - `POST /bare/reservations`: the bare endpoint (parse a JSON body, answer 201 JSON): baseline;
-- `POST /api/reservations` spread over every seat of many dates (500 x 50 seats), round robin,
-  by a few hundred PROCESSING users (at most one seat per user and date); holds lapse after
-  2 s, before the load comes round to the same seat again, so nearly every request is a 201;
+- `POST /api/reservations` spread over every seat of many dates, round robin, by a few hundred
+  PROCESSING users (at most one seat per user and date). Holds last the service's default
+  5 minutes and there are enough dates (3,000 x 50 seats) that every request of the run holds
+  a seat nobody holds: every answer is a 201, as in the first minutes of an on-sale;
 - `POST /api/reservations` on one hot seat: everyone wants seat 1 of one date, so SEAT_TAKEN
-  but for one 201 each time the hold lapses (the holder's own repeats answer 200).
-Then an open-loop sweep of the spread holds at fractions of their measured ceiling gives hold
-latency against offered load (`sweep` in the JSON; the chart of REPORT.md).
+  but for the first (the holder's own repeats answer 200).
+Then a second server whose holds lapse after 2 s measures the same spread load as an endless
+on-sale, in which every hold also costs its expiry (a timer turn, a second journaled event,
+the listeners), again against its own bare baseline; and an open-loop sweep of that load at
+fractions of its measured ceiling gives hold latency against offered load (`sweep` in the
+JSON; the chart of REPORT.md).
 
 Writes loadtests/results/http.json and prints a markdown table.
 """
@@ -49,19 +53,23 @@ SEATS = 50  # the contract's default seats per date
 USERS = 400
 SWEEP = (0.25, 0.5, 0.75, 0.9, 1.0, 1.2)
 
-HOLD_SECONDS = 2.0
-# Admit everyone at once and keep them active for the whole run. Holds lapse after 2 s (timer
-# expiry, journaled like any event), so the spread load comes round to a seat again only once
-# its last hold has lapsed: an endless on-sale in which every request can succeed.
+ON_SALE_HOLD_SECONDS = 300.0  # the service's default: no hold lapses during the run
+ON_SALE_DATES = 3000  # 150,000 seats: more than the spread load holds in a run
+LAPSING_HOLD_SECONDS = 2.0
+# Holds lapse after 2 s, before the load comes round to the same seat again: an endless
+# on-sale in which every request can succeed and every hold is expired by its date's timer.
+LAPSING_DATES = 500
+# Admit everyone at once and keep them active for the whole run.
 SERVER_ENV = {
     "ADMIN_TOKEN": ADMIN_TOKEN,
     "ADMIT_BATCH": "100000",
     "ADMIT_INTERVAL_SECONDS": "0.05",
     "ACTIVE_TTL_SECONDS": "7200",
-    "HOLD_SECONDS": str(HOLD_SECONDS),
     "SEATS_PER_DATE": str(SEATS),
     "MAX_HOLDS_PER_USER": "4",
 }
+SPREAD = "spread over every seat"
+LAPSING = "spread, holds lapsing after 2 s"
 
 Request = tuple[str, str, dict[str, str], str | None]
 
@@ -244,9 +252,39 @@ async def prepare(
     return spread, hot, members
 
 
-def figures_of(
-    bare: Series, spread: Series, hot: Series, connections: int, sweep: list[dict[str, Any]]
+def hold_figures(
+    label: str, series: Series, bare: Series, connections: int, target: bool
 ) -> list[Figure]:
+    """Rate, ratio to the bare endpoint of the same server, p50 and p99 of one hold load."""
+    ratio = series.rate / bare.rate
+    p99 = series.latency(0.99)
+    ratio_target, p99_target = (">= 0.5", f"< 50 ms at {connections} connections")
+    return [
+        Figure(f"POST /api/reservations, {label}", series.rate, "req/s", note=series.mix()),
+        Figure(
+            f"  ratio to bare ({label})",
+            ratio,
+            "x",
+            ratio_target if target else "",
+            ratio >= 0.5 if target else None,
+            "" if target else f"bare endpoint on this server: {bare.rate:,.0f} req/s",
+        ),
+        Figure(f"  p50 ({label})", series.latency(0.5), "ms"),
+        Figure(
+            f"  p99 ({label})",
+            p99,
+            "ms",
+            p99_target if target else "",
+            p99 < 50 if target else None,
+            f"server CPU {100 * series.server_cpu / series.seconds:.0f}% of a core, "
+            f"generator {100 * series.generator_cpu():.0f}%; {series.journal()}; "
+            + series.stalls(),
+        ),
+    ]
+
+
+def figures_of(on_sale: Phase, lapsing: Phase, connections: int) -> list[Figure]:
+    bare = on_sale.series["bare"]
     figures = [
         Figure(
             "bare Starlette JSON endpoint",
@@ -255,25 +293,11 @@ def figures_of(
             note=f"baseline; p50 {bare.latency(0.5):.1f} ms, p99 {bare.latency(0.99):.1f} ms",
         )
     ]
-    for series, label in ((spread, "spread over every seat"), (hot, "one hot seat")):
-        ratio = series.rate / bare.rate
-        p99 = series.latency(0.99)
-        figures += [
-            Figure(f"POST /api/reservations, {label}", series.rate, "req/s", note=series.mix()),
-            Figure(f"  ratio to bare ({label})", ratio, "x", ">= 0.5", ratio >= 0.5),
-            Figure(f"  p50 ({label})", series.latency(0.5), "ms"),
-            Figure(
-                f"  p99 ({label})",
-                p99,
-                "ms",
-                f"< 50 ms at {connections} connections",
-                p99 < 50,
-                f"server CPU {100 * series.server_cpu / series.seconds:.0f}% of a core, "
-                f"generator {100 * series.generator_cpu():.0f}%; {series.journal()}; "
-                + series.stalls(),
-            ),
-        ]
-    for point in sweep:
+    figures += hold_figures(SPREAD, on_sale.series["spread"], bare, connections, True)
+    figures += hold_figures("one hot seat", on_sale.series["hot"], bare, connections, True)
+    lapsing_bare = lapsing.series["bare"]
+    figures += hold_figures(LAPSING, lapsing.series["spread"], lapsing_bare, connections, False)
+    for point in lapsing.sweep:
         figures.append(
             Figure(
                 f"  open loop at {point['offered_rate']:,.0f} holds/s offered",
@@ -285,67 +309,95 @@ def figures_of(
     return figures
 
 
+@dataclass
+class Phase:
+    """One server, its loads measured in alternating rounds, and (optionally) the sweep."""
+
+    hold_seconds: float
+    dates: int
+    series: dict[str, Series] = field(default_factory=dict)
+    sweep: list[dict[str, Any]] = field(default_factory=list)
+    spread_sent: int = 0
+    exit_status: int | None = None
+
+    def details(self) -> dict[str, Any]:
+        spread = self.series["spread"]
+        return {
+            "hold_seconds": self.hold_seconds,
+            "dates": self.dates,
+            "spread_seats": self.dates * SEATS,
+            "spread_requests_sent": self.spread_sent,
+            "spread_seat_revisit_seconds": self.dates * SEATS / spread.rate,
+            "server_exit_status": self.exit_status,
+            "series": {
+                name: {
+                    "rounds": [{k: v for k, v in r.items() if k != "raw_ms"} for r in s.results],
+                    "server_cpu_seconds": s.server_cpu,
+                }
+                for name, s in self.series.items()
+            },
+        }
+
+
+def measure(
+    phase: Phase, args: argparse.Namespace, directory: Path, *, hot: bool, sweep: bool
+) -> None:
+    directory.mkdir()
+    env = SERVER_ENV | {"HOLD_SECONDS": str(phase.hold_seconds)}
+    server = ServerProcess("loadtests.bench_server", directory, env, args.database_url)
+    with server:
+        print(
+            f"server on {server.url}, holds of {phase.hold_seconds:g} s; "
+            f"putting {phase.dates} dates on sale ...",
+            flush=True,
+        )
+        dates, hot_date, members = anyio.run(prepare, server, phase.dates)
+        loads = {"bare": bare_requests(members), "spread": spread_requests(dates, members)}
+        if hot:
+            loads["hot"] = hot_requests(hot_date, members)
+        phase.series = {name: Series(name) for name in loads}
+        generator = Generator(server, directory, args.connections)
+        part = args.seconds / args.rounds
+        for round_no in range(1, args.rounds + 1):
+            for name, requests in loads.items():
+                print(f"round {round_no}/{args.rounds}: {name} ...", flush=True)
+                phase.series[name].add(*generator.run(name, requests, part, args.warmup))
+        if sweep:
+            ceiling = phase.series["spread"].rate
+            for fraction in SWEEP:
+                offered = round(ceiling * fraction)
+                print(f"open loop: {offered} holds/s offered ...", flush=True)
+                result, server_cpu = generator.run(
+                    "spread", loads["spread"], args.sweep_seconds, 1.0, rate=offered
+                )
+                result["fraction_of_ceiling"] = fraction
+                result["server_cpu_share"] = server_cpu / result["seconds"]
+                phase.sweep.append(result)
+        phase.spread_sent = generator.sent.get("spread", 0)
+        phase.exit_status = server.stop()
+
+
 def run(args: argparse.Namespace) -> tuple[list[Figure], dict[str, Any]]:
+    on_sale = Phase(args.hold_seconds, args.dates)
+    lapsing = Phase(LAPSING_HOLD_SECONDS, args.lapsing_dates)
     with tempfile.TemporaryDirectory(prefix="bench-http-") as tmp:
-        directory = Path(tmp)
-        env = SERVER_ENV | {"HOLD_SECONDS": str(args.hold_seconds)}
-        server = ServerProcess("loadtests.bench_server", directory, env, args.database_url)
-        with server:
-            print(f"server on {server.url}; putting {args.dates} dates on sale ...", flush=True)
-            dates, hot_date, members = anyio.run(prepare, server, args.dates)
-            loads = {
-                "bare": bare_requests(members),
-                "spread": spread_requests(dates, members),
-                "hot": hot_requests(hot_date, members),
-            }
-            series = {name: Series(name) for name in loads}
-            generator = Generator(server, directory, args.connections)
-            part = args.seconds / args.rounds
-            for round_no in range(1, args.rounds + 1):
-                for name, requests in loads.items():
-                    print(f"round {round_no}/{args.rounds}: {name} ...", flush=True)
-                    series[name].add(*generator.run(name, requests, part, args.warmup))
-            sweep = []
-            if args.sweep:
-                ceiling = series["spread"].rate
-                for fraction in SWEEP:
-                    offered = round(ceiling * fraction)
-                    print(f"open loop: {offered} holds/s offered ...", flush=True)
-                    result, server_cpu = generator.run(
-                        "spread", loads["spread"], args.sweep_seconds, 1.0, rate=offered
-                    )
-                    result["fraction_of_ceiling"] = fraction
-                    result["server_cpu_share"] = server_cpu / result["seconds"]
-                    sweep.append(result)
-            seats_used = generator.sent.get("spread", 0)
-            status = server.stop()
+        measure(on_sale, args, Path(tmp) / "on-sale", hot=True, sweep=False)
+        measure(lapsing, args, Path(tmp) / "lapsing", hot=False, sweep=args.sweep)
     details = {
         "connections": args.connections,
         "rounds": args.rounds,
         "seconds_per_load": args.seconds,
         "database_url": args.database_url or "sqlite (temporary file)",
-        "dates": args.dates,
         "seats_per_date": SEATS,
         "users": USERS,
-        "hold_seconds": args.hold_seconds,
-        "spread_seats": args.dates * SEATS,
-        "spread_requests_sent": seats_used,
-        "spread_seat_revisit_seconds": args.dates * SEATS / series["spread"].rate,
-        "server_exit_status": status,
-        "series": {
-            name: {
-                "rounds": [{k: v for k, v in r.items() if k != "raw_ms"} for r in s.results],
-                "server_cpu_seconds": s.server_cpu,
-            }
-            for name, s in series.items()
-        },
-        "sweep": sweep,
+        "on_sale": on_sale.details(),
+        "lapsing": lapsing.details(),
+        "sweep": lapsing.sweep,
         "generator": "loadtests.loadgen (Python, uvloop, keep-alive HTTP/1.1), own process",
         "server": "loadtests.bench_server: web.app.create_app + bare Starlette app, uvicorn "
-        "uvloop/httptools, one process",
+        "uvloop/httptools, one process per phase",
     }
-    figures = figures_of(series["bare"], series["spread"], series["hot"], args.connections, sweep)
-    return figures, details
+    return figures_of(on_sale, lapsing, args.connections), details
 
 
 def main() -> None:
@@ -354,12 +406,18 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=12.0, help="per load, over all rounds")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--warmup", type=float, default=1.0)
-    parser.add_argument("--dates", type=int, default=500, help="dates of the spread load")
+    parser.add_argument(
+        "--dates", type=int, default=ON_SALE_DATES, help="dates of the on-sale spread load"
+    )
     parser.add_argument(
         "--hold-seconds",
         type=float,
-        default=HOLD_SECONDS,
-        help="server HOLD_SECONDS; a long one needs --dates enough for every request",
+        default=ON_SALE_HOLD_SECONDS,
+        help="HOLD_SECONDS of the on-sale server; a short one makes the spread load revisit "
+        "held seats",
+    )
+    parser.add_argument(
+        "--lapsing-dates", type=int, default=LAPSING_DATES, help="dates of the lapsing load"
     )
     parser.add_argument("--sweep-seconds", type=float, default=4.0)
     parser.add_argument("--no-sweep", dest="sweep", action="store_false")
@@ -367,7 +425,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
     if args.quick:
-        args.seconds, args.rounds, args.warmup, args.dates = 2.0, 1, 0.5, 300
+        args.seconds, args.rounds, args.warmup = 2.0, 1, 0.5
+        args.dates, args.lapsing_dates = 600, 300
         args.sweep_seconds = 1.0
     figures, details = run(args)
     publish("http", figures, details, quick=args.quick)
