@@ -48,8 +48,13 @@ from web.schemas import (
 PATCHABLE = ("batch_size", "interval_seconds", "max_active", "active_ttl_seconds")
 
 
+STATS_FIELDS = tuple(field.name for field in dataclasses.fields(ActorStats))
+
+
 def stats_fields(stats: ActorStats) -> dict[str, Any]:
-    fields = dataclasses.asdict(stats)
+    # Shallow on purpose: `dataclasses.asdict` deep-copies the state summary, and with
+    # thousands of dates on sale that copy was most of a 140 ms listing on the event loop.
+    fields = {name: getattr(stats, name) for name in STATS_FIELDS}
     for name in ("latency_p50_ms", "latency_p99_ms", "latency_max_ms"):
         fields[name] = round(fields[name], 3)
     return fields

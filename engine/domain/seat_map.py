@@ -330,18 +330,16 @@ class SeatMap:
         self._deadline_stale = True
 
     def summary(self) -> dict[str, Any]:
-        counts = {AVAILABLE: 0, HELD: 0, CHECKOUT: 0, SOLD: 0}
-        for s in self.seats:
-            counts[s.status] += 1
+        statuses = [s.status for s in self.seats]
         return {
             "concertId": self.concert_id,
             "date": self.date,
             "price": self.price,
             "seats": self.seat_count,
-            "available": counts[AVAILABLE],
-            "held": counts[HELD],
-            "checkout": counts[CHECKOUT],
-            "sold": counts[SOLD],
+            "available": statuses.count(AVAILABLE),
+            "held": statuses.count(HELD),
+            "checkout": statuses.count(CHECKOUT),
+            "sold": statuses.count(SOLD),
         }
 
 
