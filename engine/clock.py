@@ -28,8 +28,6 @@ class TimerHandle(Protocol):
 class Clock(Protocol):
     def now(self) -> float: ...
 
-    async def sleep_until(self, deadline: float) -> None: ...
-
     def call_at(self, deadline: float, callback: Callable[[], None]) -> TimerHandle:
         """Run `callback` on the event loop once `now() >= deadline` (never before)."""
         ...
@@ -38,9 +36,6 @@ class Clock(Protocol):
 class SystemClock:
     def now(self) -> float:
         return time.time()
-
-    async def sleep_until(self, deadline: float) -> None:
-        await anyio.sleep(max(0.0, deadline - time.time()))
 
     def call_at(self, deadline: float, callback: Callable[[], None]) -> TimerHandle:
         return _LoopTimer(asyncio.get_running_loop(), deadline, callback)
@@ -84,31 +79,17 @@ class _LoopTimer:
 class ManualClock:
     """A clock that only moves when a test says so.
 
-    `advance` wakes every sleeper whose deadline has come and then waits until every task is
-    blocked again, so the turns those wake-ups cause have run when it returns.
+    `advance` runs every timer whose deadline has come and then waits until every task is
+    blocked again, so the turns those timers cause have run when it returns.
     """
 
     def __init__(self, start: float = 1_700_000_000.0) -> None:
         self._now = start
-        self._sleepers: list[tuple[float, anyio.Event]] = []
         self._timers: list[tuple[float, int, _ManualTimer]] = []
         self._order = itertools.count()
 
     def now(self) -> float:
         return self._now
-
-    async def sleep_until(self, deadline: float) -> None:
-        if deadline <= self._now:
-            await anyio.lowlevel.checkpoint()
-            return
-        event = anyio.Event()
-        entry = (deadline, event)
-        self._sleepers.append(entry)
-        try:
-            await event.wait()
-        finally:
-            if entry in self._sleepers:
-                self._sleepers.remove(entry)
 
     def call_at(self, deadline: float, callback: Callable[[], None]) -> TimerHandle:
         timer = _ManualTimer(callback)
@@ -121,10 +102,6 @@ class ManualClock:
     async def set(self, instant: float) -> None:
         await settle()
         self._now = instant
-        due = [entry for entry in self._sleepers if entry[0] <= instant]
-        for entry in due:
-            self._sleepers.remove(entry)
-            entry[1].set()
         while self._timers and self._timers[0][0] <= instant:
             timer = heapq.heappop(self._timers)[2]
             if not timer.cancelled:
