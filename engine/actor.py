@@ -56,6 +56,9 @@ EventListener = Callable[[str, Sequence[Event]], None]
 
 MAX_SNAPSHOT_GAP = 100_000  # events replayed at most on top of a large state's snapshot
 BURST = 64  # turns an actor may run back to back before yielding to the event loop
+# Turns whose latency an actor's stats describe. Small because reading the stats sorts them,
+# for every actor at once when the dashboard or /metrics lists thousands of dates.
+LATENCY_WINDOW = 256
 
 _REBUILD = object()  # a no-op command that lets a poisoned actor rebuild at once
 
@@ -203,7 +206,10 @@ class Actor(ABC, Generic[S]):
         self._errors = 0
         self._overloaded = 0
         self._rebuilds = 0
-        self._latencies: deque[float] = deque(maxlen=2048)
+        self._latencies: deque[float] = deque(maxlen=LATENCY_WINDOW)
+        # (processed, (p50, p99, max) in ms) as of the last `stats`: an idle actor's figures
+        # are not sorted again, as listing thousands of dates reads every one of them.
+        self._latency_figures: tuple[int, tuple[float, float, float]] = (0, (0.0, 0.0, 0.0))
         self._stopped = anyio.Event()
 
     # -- what a concrete actor provides -------------------------------------------------------
@@ -450,13 +456,15 @@ class Actor(ABC, Generic[S]):
     # -- observation ---------------------------------------------------------------------------
 
     def stats(self) -> ActorStats:
-        latencies = sorted(self._latencies)
+        processed, (p50, p99, longest) = self._latency_figures
+        if processed != self._processed:
+            latencies = sorted(self._latencies)
 
-        def pct(q: float) -> float:
-            if not latencies:
-                return 0.0
-            return latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000
+            def pct(q: float) -> float:
+                return latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000
 
+            p50, p99, longest = pct(0.5), pct(0.99), latencies[-1] * 1000
+            self._latency_figures = (self._processed, (p50, p99, longest))
         return ActorStats(
             key=self.key,
             kind=self.kind,
@@ -466,8 +474,8 @@ class Actor(ABC, Generic[S]):
             errors=self._errors,
             overloaded=self._overloaded,
             rebuilds=self._rebuilds,
-            latency_p50_ms=pct(0.5),
-            latency_p99_ms=pct(0.99),
-            latency_max_ms=latencies[-1] * 1000 if latencies else 0.0,
+            latency_p50_ms=p50,
+            latency_p99_ms=p99,
+            latency_max_ms=longest,
             state=self.state.summary(),
         )
