@@ -310,6 +310,11 @@ class Actor(ABC, Generic[S]):
         self._mailbox.close()
 
     @property
+    def rebuilding(self) -> bool:
+        """A commit of ours failed and the state is not yet rebuilt from what is durable."""
+        return self._poisoned
+
+    @property
     def stopped(self) -> bool:
         return self._stopped.is_set()
 

@@ -149,7 +149,9 @@ class Journal(Protocol):
 class MemoryJournal:
     """A journal that keeps everything in memory and commits at once: for tests and benchmarks.
 
-    `fail_next(n)` makes the next `n` appends fail, to exercise the failure path.
+    `fail_next(n)` makes the next `n` appends fail, to exercise the failure path;
+    `lose_next_acks(n)` stores the next `n` appends but fails their tickets, as when a commit
+    landed and only its confirmation was lost.
     """
 
     def __init__(self) -> None:
@@ -158,23 +160,33 @@ class MemoryJournal:
         self._listeners: list[FailureListener] = []
         self._poisoned: set[str] = set()
         self._failures_due = 0
+        self._lost_acks_due = 0
 
     def fail_next(self, count: int = 1) -> None:
         self._failures_due += count
+
+    def lose_next_acks(self, count: int = 1) -> None:
+        self._lost_acks_due += count
 
     def append(self, records: Sequence[JournalRecord]) -> CommitTicket:
         keys = {record.actor_key for record in records}
         if self._failures_due > 0 or keys & self._poisoned:
             if self._failures_due > 0:
                 self._failures_due -= 1
-            ticket = CommitTicket()
-            ticket.fail(JournalFailed("the journal could not commit"))
-            self._poisoned |= keys
-            for listener in self._listeners:
-                listener(keys)
-            return ticket
+            return self._failed(keys)
         self.records.extend(records)
+        if self._lost_acks_due > 0:
+            self._lost_acks_due -= 1
+            return self._failed(keys)
         return CommitTicket.committed()
+
+    def _failed(self, keys: set[str]) -> CommitTicket:
+        ticket = CommitTicket()
+        ticket.fail(JournalFailed("the journal could not commit"))
+        self._poisoned |= keys
+        for listener in self._listeners:
+            listener(keys)
+        return ticket
 
     def save_snapshot(self, snapshot: Snapshot) -> None:
         self.snapshots[snapshot.actor_key] = snapshot

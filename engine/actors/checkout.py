@@ -3,8 +3,10 @@
 lock the holds on each date -> debit the wallet -> sell the seats and complete the token.
 
 Before the debit is durable any failure puts the holds back and takes no money. Once it is
-durable the payment must complete, so the remaining steps are retried; a crash anywhere is
-resolved at recovery by `Resolve`: debit recorded -> complete, not recorded -> cancel.
+durable the payment must complete, so the remaining steps are retried. A payment whose debit
+could not be confirmed either way, and a crash anywhere, are settled by `Resolve` from what the
+wallet holds durably: debit recorded -> complete, not recorded -> cancel. `Resolve` runs at
+recovery, and for an unconfirmed debit also `RESOLVE_AFTER` seconds later, without a restart.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ log = logging.getLogger(__name__)
 
 MAX_RESERVATIONS_PER_PAYMENT = 50
 RETRIES = 8
+RESOLVE_AFTER = 5.0  # seconds until a payment whose debit is unconfirmed is settled again
 
 
 class Directory(Protocol):
@@ -153,7 +156,8 @@ class CheckoutActor(Actor[Payments]):
             )
         except (JournalFailed, ActorUnavailable, Overloaded):
             # Whether the money moved is unknown: the payment stays STARTED with its seats
-            # locked, and `Resolve` settles it from the journal at the next start.
+            # locked until `Resolve` settles it from what the wallet holds once rebuilt.
+            self._resolve_later(pid)
             raise
         except BaseException as error:
             await self._cancel(pid, attempted, error)
@@ -193,17 +197,31 @@ class CheckoutActor(Actor[Payments]):
         if payment is None or payment.status != STARTED:
             return payment.status if payment else "UNKNOWN"
         wallet = self.directory.wallet_actor(payment.user_id)
+        if wallet.rebuilding:  # its memory may still hold a debit that never became durable
+            self._resolve_later(pid)
+            return STARTED
         dates = [actor for actor, _ in self._group_by_date(payment.reservation_ids, strict=False)]
         debit = wallet.state.debits.get(pid)
-        if debit is not None:
-            await self._complete(
-                pid, payment.user_id, dates, debit[1], wallet.state.balance(payment.user_id)
-            )
-        else:
-            for actor in dates:
-                await _insist(actor.ask, Unlock(pid))
-            self.emit([CheckoutFailed(pid, "INTERRUPTED")])
+        try:
+            if debit is not None:
+                await self._complete(
+                    pid, payment.user_id, dates, debit[1], wallet.state.balance(payment.user_id)
+                )
+            else:
+                for actor in dates:
+                    await _insist(actor.ask, Unlock(pid))
+                self.emit([CheckoutFailed(pid, "INTERRUPTED")])
+        except (JournalFailed, ActorUnavailable, Overloaded):
+            self._resolve_later(pid)  # every step is idempotent: the next try finishes it
+            raise
         return self.state.payments[pid].status
+
+    def _resolve_later(self, pid: str) -> None:
+        def resolve() -> None:
+            with contextlib.suppress(EngineError):  # stopped meanwhile: recovery settles it
+                self.tell(Resolve(pid))
+
+        self.clock.call_at(self.clock.now() + RESOLVE_AFTER, resolve)
 
     # -- helpers -----------------------------------------------------------------------------
 

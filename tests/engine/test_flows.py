@@ -6,9 +6,10 @@ from collections.abc import Sequence
 
 import pytest
 
+from engine.actors import checkout
 from engine.clock import ManualClock
 from engine.config import EngineConfig
-from engine.errors import EngineError, Refused
+from engine.errors import EngineError, JournalFailed, Refused
 from engine.journal import CommitTicket, JournalRecord, MemoryJournal
 from engine.system import EngineSystem
 from tests.engine.conftest import CONCERT, DATE, OTHER_DATE, PRICE, admitted, catalog
@@ -264,6 +265,70 @@ async def test_a_failed_commit_of_the_debit_is_retried_and_charges_once(
     assert failed == [True]
     assert paid.balance == system.balance("ann") == 1_000 - PRICE
     assert seat_status(system, 1) == "SOLD"
+
+
+async def test_a_payment_whose_debit_was_not_recorded_is_settled_without_a_restart(
+    system: EngineSystem,
+    journal: MemoryJournal,
+    clock: ManualClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(checkout, "RETRIES", 1)  # give up on the debit at once
+    await admitted(system, clock, "ann")
+    await system.charge("ann", 1_000)
+    hold = await system.hold("ann", CONCERT, DATE, 1)
+    appended = journal.append
+
+    def lose_debits(records: Sequence[JournalRecord]) -> CommitTicket:
+        if any(r.event.kind == "wallet.debited" for r in records):
+            journal.fail_next(1)
+        return appended(records)
+
+    journal.append = lose_debits  # type: ignore[method-assign]
+    with pytest.raises(JournalFailed):
+        await system.pay("ann", [hold.reservation_id])
+    journal.append = appended  # type: ignore[method-assign]
+    assert seat_status(system, 1) == "CHECKOUT"  # the money may have moved: nobody else buys
+    [payment] = system.checkout_actor("ann").state.payments.values()
+    assert payment.status == "STARTED"
+
+    await clock.advance(checkout.RESOLVE_AFTER)
+    assert payment.payment_id not in system.wallet_actor("ann").state.debits
+    assert system.checkout_actor("ann").state.payments[payment.payment_id].status == "FAILED"
+    assert seat_status(system, 1) == "HELD"
+    assert system.balance("ann") == 1_000
+    paid = await system.pay("ann", [hold.reservation_id])
+    assert paid.balance == 1_000 - PRICE
+
+
+async def test_a_payment_whose_debit_landed_unconfirmed_completes_without_a_restart(
+    system: EngineSystem,
+    journal: MemoryJournal,
+    clock: ManualClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(checkout, "RETRIES", 1)
+    await admitted(system, clock, "ann")
+    await system.charge("ann", 1_000)
+    hold = await system.hold("ann", CONCERT, DATE, 1)
+    appended = journal.append
+
+    def lose_debit_acks(records: Sequence[JournalRecord]) -> CommitTicket:
+        if any(r.event.kind == "wallet.debited" for r in records):
+            journal.lose_next_acks(1)
+        return appended(records)
+
+    journal.append = lose_debit_acks  # type: ignore[method-assign]
+    with pytest.raises(JournalFailed):
+        await system.pay("ann", [hold.reservation_id])
+    journal.append = appended  # type: ignore[method-assign]
+    assert seat_status(system, 1) == "CHECKOUT"
+
+    await clock.advance(checkout.RESOLVE_AFTER)
+    [payment] = system.checkout_actor("ann").state.payments.values()
+    assert payment.status == "COMPLETED"
+    assert seat_status(system, 1) == "SOLD"
+    assert system.balance("ann") == 1_000 - PRICE  # taken once, with the seat given
 
 
 async def test_checkout_interrupted_after_the_debit_completes_at_recovery(
