@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import pytest
 
 from engine.actors import checkout
 from engine.clock import ManualClock
 from engine.config import EngineConfig
+from engine.domain.reservation import Reservation
 from engine.errors import EngineError, JournalFailed, Refused
 from engine.journal import CommitTicket, JournalRecord, MemoryJournal
 from engine.system import EngineSystem
@@ -267,34 +268,42 @@ async def test_a_failed_commit_of_the_debit_is_retried_and_charges_once(
     assert seat_status(system, 1) == "SOLD"
 
 
-async def test_a_payment_whose_debit_was_not_recorded_is_settled_without_a_restart(
-    system: EngineSystem,
-    journal: MemoryJournal,
-    clock: ManualClock,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr(checkout, "RETRIES", 1)  # give up on the debit at once
+async def pay_with_an_unconfirmed_debit(
+    system: EngineSystem, journal: MemoryJournal, clock: ManualClock, mishap: Callable[[], None]
+) -> Reservation:
+    """Ann pays for a held seat and `mishap` befalls the journal as her debit is appended; the
+    checkout gives up on it at once (RETRIES is 1), so the payment stays STARTED."""
     await admitted(system, clock, "ann")
     await system.charge("ann", 1_000)
     hold = await system.hold("ann", CONCERT, DATE, 1)
     appended = journal.append
 
-    def lose_debits(records: Sequence[JournalRecord]) -> CommitTicket:
+    def append(records: Sequence[JournalRecord]) -> CommitTicket:
         if any(r.event.kind == "wallet.debited" for r in records):
-            journal.fail_next(1)
+            mishap()
         return appended(records)
 
-    journal.append = lose_debits  # type: ignore[method-assign]
+    journal.append = append  # type: ignore[method-assign]
     with pytest.raises(JournalFailed):
         await system.pay("ann", [hold.reservation_id])
     journal.append = appended  # type: ignore[method-assign]
     assert seat_status(system, 1) == "CHECKOUT"  # the money may have moved: nobody else buys
     [payment] = system.checkout_actor("ann").state.payments.values()
     assert payment.status == "STARTED"
+    return hold
 
+
+async def test_a_payment_whose_debit_was_not_recorded_is_settled_without_a_restart(
+    system: EngineSystem,
+    journal: MemoryJournal,
+    clock: ManualClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(checkout, "RETRIES", 1)
+    hold = await pay_with_an_unconfirmed_debit(system, journal, clock, journal.fail_next)
     await clock.advance(checkout.RESOLVE_AFTER)
-    assert payment.payment_id not in system.wallet_actor("ann").state.debits
-    assert system.checkout_actor("ann").state.payments[payment.payment_id].status == "FAILED"
+    [payment] = system.checkout_actor("ann").state.payments.values()
+    assert payment.status == "FAILED"
     assert seat_status(system, 1) == "HELD"
     assert system.balance("ann") == 1_000
     paid = await system.pay("ann", [hold.reservation_id])
@@ -308,22 +317,7 @@ async def test_a_payment_whose_debit_landed_unconfirmed_completes_without_a_rest
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(checkout, "RETRIES", 1)
-    await admitted(system, clock, "ann")
-    await system.charge("ann", 1_000)
-    hold = await system.hold("ann", CONCERT, DATE, 1)
-    appended = journal.append
-
-    def lose_debit_acks(records: Sequence[JournalRecord]) -> CommitTicket:
-        if any(r.event.kind == "wallet.debited" for r in records):
-            journal.lose_next_acks(1)
-        return appended(records)
-
-    journal.append = lose_debit_acks  # type: ignore[method-assign]
-    with pytest.raises(JournalFailed):
-        await system.pay("ann", [hold.reservation_id])
-    journal.append = appended  # type: ignore[method-assign]
-    assert seat_status(system, 1) == "CHECKOUT"
-
+    await pay_with_an_unconfirmed_debit(system, journal, clock, journal.lose_next_acks)
     await clock.advance(checkout.RESOLVE_AFTER)
     [payment] = system.checkout_actor("ann").state.payments.values()
     assert payment.status == "COMPLETED"
