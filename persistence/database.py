@@ -54,10 +54,6 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def is_sqlite(engine: Engine) -> bool:
-    return engine.dialect.name == "sqlite"
-
-
 def ensure_schema(engine: Engine) -> int:
     """Create missing tables, record the schema version, and migrate an older one."""
     SQLModel.metadata.create_all(engine)

@@ -67,4 +67,3 @@ class SchemaVersion(SQLModel, table=True):
 
 
 journal_table = JournalEvent.__table__  # type: ignore[attr-defined]
-snapshot_table = SnapshotRow.__table__  # type: ignore[attr-defined]
