@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
@@ -27,6 +28,29 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def wait_until_answers(
+    process: subprocess.Popen[bytes],
+    url: str,
+    log: Callable[[], str],
+    *,
+    timeout: float,
+    poll: float = 0.1,
+) -> None:
+    """Return once GET `url` answers 200; RuntimeError (with the server's log) if the process
+    exits first or `timeout` seconds pass."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the server exited early:\n{log()}")
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(poll)
+    raise RuntimeError(f"the server did not answer {url} within {timeout:.0f} s:\n{log()}")
 
 
 class ServerProcess:
@@ -60,18 +84,11 @@ class ServerProcess:
             self.process = subprocess.Popen(
                 self.command(), cwd=self.directory, env=env, stdout=log, stderr=subprocess.STDOUT
             )
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"the server exited early:\n{self.log()}")
-            try:
-                if httpx.get(self.url + "/readyz", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"the server was not ready in {START_TIMEOUT:.0f} s:\n{self.log()}")
+        try:
+            wait_until_answers(self.process, self.url + "/readyz", self.log, timeout=START_TIMEOUT)
+        except RuntimeError:
+            self.stop()
+            raise
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

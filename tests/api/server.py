@@ -7,14 +7,12 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
+from loadtests.server_process import free_port, wait_until_answers
 
 ROOT = Path(__file__).resolve().parents[2]
 ADMIN_TOKEN = "api-tests-admin-token"
@@ -28,13 +26,6 @@ BASE_ENV = {
     "SEATS_PER_DATE": "50",
     "MAX_HOLDS_PER_USER": "4",
 }
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass
@@ -80,18 +71,10 @@ class Server:
         self.wait("/readyz" if wait_ready else "/healthz")
 
     def wait(self, path: str) -> None:
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            assert self.process is not None
-            if self.process.poll() is not None:
-                raise RuntimeError(f"the server exited early:\n{self.log()}")
-            try:
-                if httpx.get(self.url + path, timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError(f"the server did not answer {path} in time:\n{self.log()}")
+        assert self.process is not None
+        wait_until_answers(
+            self.process, self.url + path, self.log, timeout=START_TIMEOUT, poll=0.05
+        )
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

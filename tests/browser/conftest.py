@@ -1,9 +1,9 @@
 """Fixtures of the browser tests: Debian's chromium driven by Playwright, and real servers.
 
-Each server is the real service (`python -m web.cli serve`) on a free 127.0.0.1 port with a
-SQLite file in a temporary directory, started once per session: one with long holds for most
-tests and one with holds of a few seconds for the expiry test. Tests that change the waiting
-room through the admin API put it back afterwards.
+Each server is the real service, started as the API tests start it (`tests.api.server`), on a
+free 127.0.0.1 port with a SQLite file in a temporary directory, once per session: one with
+long holds for most tests and one with holds of a few seconds for the expiry test. Tests that
+change the waiting room through the admin API put it back afterwards.
 
 Locally the suite skips when /usr/bin/chromium is missing; with `CI=true` it fails instead.
 """
@@ -13,9 +13,6 @@ from __future__ import annotations
 import itertools
 import os
 import re
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -34,6 +31,8 @@ from playwright.sync_api import (
     expect,
     sync_playwright,
 )
+
+from tests.api.server import Server as ServiceProcess
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -98,69 +97,25 @@ class Server:
         )
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @contextmanager
 def running_server(workdir: Path, **env: str) -> Iterator[Server]:
     """The real service in a subprocess, ready (GET /readyz is 200) when this yields."""
-    port = _free_port()
     workdir.mkdir(parents=True, exist_ok=True)
-    log_path = workdir / "server.log"
-    environment = {
-        **os.environ,
-        "ADMIN_TOKEN": ADMIN_TOKEN,
-        "ADMIT_INTERVAL_SECONDS": str(ADMIT_INTERVAL_SECONDS),
-        "HOLD_SECONDS": str(LONG_HOLD_SECONDS),
-        "ACTIVE_TTL_SECONDS": str(ACTIVE_TTL_SECONDS),
-        **env,
-    }
-    command = [
-        sys.executable,
-        "-m",
-        "web.cli",
-        "serve",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--database-url",
-        f"sqlite:///{workdir / 'concert-queue.db'}",
-    ]
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            command, cwd=ROOT, env=environment, stdout=log, stderr=subprocess.STDOUT
-        )
-        server = Server(f"http://127.0.0.1:{port}", ADMIN_TOKEN, log_path)
-        try:
-            _wait_ready(process, server)
-            yield server
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=5)
-
-
-def _wait_ready(process: subprocess.Popen[bytes], server: Server) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            output = server.log_path.read_text(errors="replace")
-            pytest.fail(f"the server exited with {process.returncode}:\n{output}")
-        try:
-            if httpx.get(server.base_url + "/readyz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    pytest.fail(f"the server was not ready within 30 s:\n{server.log_path.read_text()}")
+    process = ServiceProcess(
+        workdir,
+        {
+            "ADMIN_TOKEN": ADMIN_TOKEN,
+            "ADMIT_INTERVAL_SECONDS": str(ADMIT_INTERVAL_SECONDS),
+            "HOLD_SECONDS": str(LONG_HOLD_SECONDS),
+            "ACTIVE_TTL_SECONDS": str(ACTIVE_TTL_SECONDS),
+            **env,
+        },
+    )
+    try:
+        process.start()
+        yield Server(process.url, ADMIN_TOKEN, process.log_path)
+    finally:
+        process.stop()
 
 
 @pytest.fixture(scope="package")
