@@ -19,8 +19,6 @@ import anyio
 class Wakeup(Protocol):
     def set(self) -> None: ...
 
-    def is_set(self) -> bool: ...
-
     async def wait(self) -> None: ...
 
 
@@ -38,9 +36,6 @@ class FutureWakeup:
         future = self._future
         if future is not None and not future.done():
             future.set_result(None)
-
-    def is_set(self) -> bool:
-        return self._set
 
     async def wait(self) -> None:
         if not self._set:
