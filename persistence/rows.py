@@ -15,12 +15,12 @@ A group with snapshots is one explicit transaction (records first, then the snap
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import Engine
 
 from engine.events import Event, from_payload, registered_kinds
@@ -33,7 +33,6 @@ _encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 # The C scanner without `json.loads`' Python wrapper (a whitespace regex on every call): our own
 # payloads have no surrounding whitespace. Two to three times faster over a million rows.
 _scan: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
-_FIELDS: dict[type[Event], tuple[str, ...]] = {}
 _KINDS: dict[str, type[Event]] = {}
 
 _COLUMNS = "actor_key, actor_seq, kind, payload, recorded_at"
@@ -53,13 +52,9 @@ _SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"
 
 
 def encode_event(event: Event) -> str:
-    """The JSON of `engine.events.to_payload(event)` (tuples become arrays, as json writes
-    them), with the field names looked up once per event class instead of once per event."""
-    names = _FIELDS.get(type(event))
-    if names is None:
-        assert dataclasses.is_dataclass(event)
-        names = _FIELDS[type(event)] = tuple(f.name for f in dataclasses.fields(event))
-    return _encode({name: getattr(event, name) for name in names})
+    """The JSON of `engine.events.to_payload(event)`: orjson writes a dataclass's fields
+    (tuples as arrays) itself, several times faster than making the dict for `json`."""
+    return orjson.dumps(event).decode()
 
 
 def encode_records(records: Sequence[JournalRecord]) -> list[EncodedRow]:
@@ -146,15 +141,20 @@ def _write_sqlite(
     stamp = at.strftime(_SQLITE_TIME)
     if not snapshots:
         if rows:
-            dbapi.execute(_SQLITE_INSERT, (stamp, _encode(rows)))  # its own transaction
+            dbapi.execute(_SQLITE_INSERT, (stamp, _group(rows)))  # its own transaction
         return
     dbapi.execute("BEGIN IMMEDIATE")
     if rows:
-        dbapi.execute(_SQLITE_INSERT, (stamp, _encode(rows)))
+        dbapi.execute(_SQLITE_INSERT, (stamp, _group(rows)))
     dbapi.executemany(
         _UPSERT_SNAPSHOT.format(p="?"), [(key, seq, state, stamp) for key, seq, state in snapshots]
     )
     dbapi.execute("COMMIT")
+
+
+def _group(rows: list[EncodedRow]) -> str:
+    """The group as one JSON array of rows, for `json_each`."""
+    return orjson.dumps(rows).decode()
 
 
 def _write_postgres(
