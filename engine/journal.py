@@ -117,6 +117,9 @@ class CommitTicket:
             if self._event is None:
                 self._event = anyio.Event()
             await self._event.wait()
+        self.raise_if_failed()
+
+    def raise_if_failed(self) -> None:
         if self._error is not None:
             raise self._error
 

@@ -74,7 +74,7 @@ class ConcertDateActor(Actor[SeatMap]):
         seat_map.load_snapshot(data)
         return seat_map
 
-    async def handle(self, command: Any) -> Any:
+    def decide(self, command: Any) -> Any:
         now = self.clock.now()
         match command:
             case Hold(user_id=user, seat=number):

@@ -61,7 +61,7 @@ class WaitingRoomActor(Actor[WaitingRoom]):
         room.load_snapshot(data)
         return room
 
-    async def handle(self, command: Any) -> Any:
+    def decide(self, command: Any) -> Any:
         match command:
             case Open():
                 if not self.state.secret:

@@ -55,7 +55,7 @@ class WalletActor(Actor[Wallets]):
         wallets = self.state
         return len(wallets.balances) + len(wallets.charges) + len(wallets.debits)
 
-    async def handle(self, command: Any) -> Any:
+    def decide(self, command: Any) -> Any:
         match command:
             case Charge(user_id=user, amount=amount, key=key):
                 events, balance = self.state.charge(user, amount, key)

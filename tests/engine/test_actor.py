@@ -88,6 +88,24 @@ class CounterActor(Actor[Counter]):
             self.emit([Rang(now)])
 
 
+class PlainCounterActor(CounterActor):
+    """Turns that never await (`decide`): an idle one runs a turn in the asking task."""
+
+    def __init__(self, journal: MemoryJournal, clock: ManualClock) -> None:
+        super().__init__("plain", journal=journal, clock=clock)
+        self.turned_in: list[str | None] = []
+
+    def decide(self, command: Any) -> Any:
+        self.turned_in.append(anyio.get_current_task().name)
+        match command:
+            case ("add", amount):
+                self.emit([Added(amount)])
+                return self.state.total
+        raise TypeError(command)
+
+    handle = Actor.handle  # every turn is `decide`
+
+
 class GatedJournal(MemoryJournal):
     """A journal whose commits happen only when the test releases them."""
 
@@ -148,6 +166,29 @@ async def test_full_mailbox_answers_overloaded_at_once() -> None:
         gate.set()
         await settle()  # the backlog drains
         assert await actor.ask(("add", 1)) == 3
+        actor.close()
+
+
+async def test_an_idle_plain_actor_turns_in_the_asking_task() -> None:
+    actor = PlainCounterActor(MemoryJournal(), ManualClock())
+    async with anyio.create_task_group() as tg:
+        await tg.start(actor.run, name="actor")
+        await settle()  # the actor waits on its empty mailbox
+        assert await actor.ask(("add", 2)) == 2
+        assert actor.turned_in == [anyio.get_current_task().name]
+        actor.close()
+
+
+async def test_an_ask_behind_queued_commands_waits_its_turn_in_the_actor() -> None:
+    actor = PlainCounterActor(MemoryJournal(), ManualClock())
+    async with anyio.create_task_group() as tg:
+        await tg.start(actor.run, name="actor")
+        await settle()
+        actor.tell(("add", 1))
+        actor.tell(("add", 10))
+        # Queued behind the two: it must not overtake them by turning at once.
+        assert await actor.ask(("add", 100)) == 111
+        assert actor.turned_in == ["actor", "actor", "actor"]
         actor.close()
 
 
