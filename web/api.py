@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from datetime import date as calendar_date
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -29,6 +30,7 @@ from web import gate
 from web.body import read_body
 from web.endpoints import Endpoint, Out, Param, json_response
 from web.errors import ApiError
+from web.responses import JsonResponse
 from web.runtime import Runtime
 from web.schemas import (
     DATE_PATTERN,
@@ -75,17 +77,21 @@ def token_out(view: TokenView) -> TokenOut:
     )
 
 
+def reservation_fields(reservation: Reservation) -> dict[str, Any]:
+    return {
+        "reservation_id": reservation.reservation_id,
+        "concert_id": reservation.concert_id,
+        "date": reservation.date,
+        "seat": reservation.seat,
+        "status": reservation.status,
+        "price": reservation.price,
+        "expires_at": instant(reservation.expires_at),
+        "payment_id": reservation.payment_id,
+    }
+
+
 def reservation_out(reservation: Reservation) -> ReservationOut:
-    return ReservationOut(
-        reservation_id=reservation.reservation_id,
-        concert_id=reservation.concert_id,
-        date=reservation.date,
-        seat=reservation.seat,
-        status=reservation.status,  # type: ignore[arg-type]
-        price=reservation.price,
-        expires_at=instant(reservation.expires_at),
-        payment_id=reservation.payment_id,
-    )
+    return ReservationOut(**reservation_fields(reservation))
 
 
 def idempotency_key(request: Request) -> str | None:
@@ -215,7 +221,7 @@ class PublicApi:
         reservation = await system.hold(view.user_id, body.concert_id, body.date, body.seat)
         # A repeated hold of one's own seat answers the existing hold (200), not a new one.
         status = 200 if mine_already and reservation.reservation_id == earlier_id else 201
-        return json_response(reservation_out(reservation), status)
+        return JsonResponse(ReservationOut.dump(reservation_fields(reservation)), status)
 
     async def reservations(self, request: Request) -> Response:
         system = self.runtime.engine()

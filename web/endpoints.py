@@ -18,11 +18,10 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from web.errors import response_for
+from web.responses import JSON, JsonResponse
 
 Handler = Callable[[Request], Awaitable[Response]]
 Auth = Literal["none", "token", "active", "admin"]
-
-JSON = "application/json"
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,4 +94,4 @@ def json_response(
         body = content.model_dump_json()
     else:
         body = "[" + ",".join(item.model_dump_json() for item in content) + "]"
-    return Response(body, status_code=status, headers=headers, media_type=JSON)
+    return JsonResponse(body.encode(), status, headers)

@@ -26,6 +26,7 @@ from engine.errors import (
     Overloaded,
     Refused,
 )
+from web.responses import JsonResponse
 
 log = logging.getLogger(__name__)
 
@@ -97,12 +98,7 @@ def error_response(
     field: str | None = None,
     headers: dict[str, str] | None = None,
 ) -> Response:
-    return Response(
-        _encode(error_body(code, message, field)),
-        status_code=status,
-        headers=headers,
-        media_type="application/json",
-    )
+    return JsonResponse(_encode(error_body(code, message, field)).encode(), status, headers)
 
 
 def response_for(error: Exception) -> Response:

@@ -16,8 +16,9 @@ from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from engine.errors import QUEUE_WAITING, TOKEN_COMPLETED, TOKEN_EXPIRED, TOKEN_INVALID
-from web.endpoints import JSON, Endpoint
+from web.endpoints import Endpoint
 from web.errors import OVERLOADED, STATUS_OF_CODE, TOKEN_MISSING, UNAVAILABLE
+from web.responses import JSON
 from web.schemas import CLIENT_MESSAGES, SERVER_MESSAGES, ErrorOut
 
 REF = "#/components/schemas/{model}"
