@@ -19,6 +19,7 @@ from web.admin import AdminApi
 from web.api import PublicApi
 from web.endpoints import Endpoint
 from web.errors import http_exception_handler, unexpected_error_handler
+from web.fastpath import FastPath
 from web.metrics import MetricsMiddleware
 from web.runtime import Runtime, StoreOpener, open_configured_store
 from web.service import ServiceRoutes
@@ -57,7 +58,8 @@ def create_app(
         *AdminApi(runtime).endpoints(),
     ]
     service.set_openapi(openapi.build(endpoints, title=TITLE, version=VERSION))
-    routes: list[BaseRoute] = [endpoint.route() for endpoint in busiest_first(endpoints)]
+    endpoint_routes = [endpoint.route() for endpoint in busiest_first(endpoints)]
+    routes: list[BaseRoute] = [*endpoint_routes]
     routes += [
         WebSocketRoute("/ws", runtime.hub.serve, name="websocket"),
         Mount(
@@ -68,7 +70,10 @@ def create_app(
     ]
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(MetricsMiddleware, metrics=runtime.metrics)],
+        middleware=[
+            Middleware(FastPath, routes=endpoint_routes, metrics=runtime.metrics),
+            Middleware(MetricsMiddleware, metrics=runtime.metrics),
+        ],
         exception_handlers={
             HTTPException: http_exception_handler,
             Exception: unexpected_error_handler,

@@ -77,12 +77,17 @@ class EndpointApp:
         self.handler = handler
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.respond(scope, receive, send)
+
+    async def respond(self, scope: Scope, receive: Receive, send: Send) -> int:
+        """Answer the request; the status answered."""
         request = Request(scope, receive, send)
         try:
             response = await self.handler(request)
         except Exception as error:
             response = response_for(error)
         await response(scope, receive, send)
+        return response.status_code
 
 
 def json_response(

@@ -173,7 +173,9 @@ async def test_metrics_count_requests_holds_sales_and_connections(api: Api) -> N
     concert_id, (day,) = await api.new_concert()
     rid = (await api.hold(user, concert_id, day, 1)).json()["reservationId"]
     await api.charge(user, 1000)
+    await api.get(f"/api/concerts/{concert_id}/dates/{day}/seats", user)
     await api.pay(user, rid)
+    await api.get("/api/nothing-here")
     response = await api.http.get(api.url + "/metrics", headers=bearer(ADMIN_TOKEN))
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
@@ -186,6 +188,11 @@ async def test_metrics_count_requests_holds_sales_and_connections(api: Api) -> N
         'concert_queue_http_requests_total{method="POST",route="/api/reservations",status="201"}'
     )
     assert samples[hold_route] >= 1
+    # Routes with path parameters and unknown paths take Starlette's own way; counted alike.
+    seats_route = '{method="GET",route="/api/concerts/{concertId}/dates/{date}/seats",status="200"}'
+    assert samples["concert_queue_http_requests_total" + seats_route] >= 1
+    unmatched = '{method="GET",route="unmatched",status="404"}'
+    assert samples["concert_queue_http_requests_total" + unmatched] >= 1
     assert samples["concert_queue_seat_holds_total"] >= 1
     assert samples["concert_queue_seats_sold_total"] >= 1
     assert samples["concert_queue_queue_admissions_total"] >= 1

@@ -111,6 +111,16 @@ async def test_unknown_routes_and_methods_answer_in_the_error_model(api: Api) ->
     assert (missing.status_code, error_code(missing)) == (404, "NOT_FOUND")
     wrong = await api.http.put(api.url + "/api/balance")
     assert (wrong.status_code, error_code(wrong)) == (405, "METHOD_NOT_ALLOWED")
+    slash = await api.get("/api/reservations/")  # not the exact path of an endpoint
+    assert slash.status_code in (307, 404)
+
+
+async def test_head_of_a_get_route_answers_its_headers_without_a_body(api: Api) -> None:
+    head = await api.http.head(api.url + "/healthz")
+    get = await api.get("/healthz")
+    assert head.status_code == get.status_code == 200
+    assert head.content == b""
+    assert head.headers["content-type"] == get.headers["content-type"]
 
 
 @pytest.mark.parametrize(("path", "page"), [("/", "index.html"), ("/admin", "admin.html")])
