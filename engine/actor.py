@@ -249,6 +249,11 @@ class Actor(ABC, Generic[S]):
         pending = _Pending(self._mailbox.new_event)
         if self._plain and not self._poisoned and self._mailbox.parked():
             self._turn_now(command, pending)
+            if pending.ticket is not None and pending.ticket.done:
+                # Answered and durable at once (a refusal, an in-memory journal): still a
+                # checkpoint, or a caller asking in a loop would never let the loop run.
+                await anyio.lowlevel.checkpoint()
+                return pending.outcome()
         else:
             self._post(command, pending)
         # Awaited here rather than in a method of `_Pending`: each coroutine between the

@@ -192,6 +192,21 @@ async def test_an_ask_behind_queued_commands_waits_its_turn_in_the_actor() -> No
         actor.close()
 
 
+async def test_an_ask_answered_at_once_still_lets_other_tasks_run() -> None:
+    actor = PlainCounterActor(MemoryJournal(), ManualClock())  # commits at once
+    others: list[str] = []
+
+    async def other() -> None:
+        others.append("ran")
+
+    async with anyio.create_task_group() as tg:
+        await tg.start(actor.run, name="actor")
+        tg.start_soon(other)
+        assert await actor.ask(("add", 1)) == 1
+        assert others == ["ran"]
+        actor.close()
+
+
 async def test_reply_waits_for_the_commit_while_the_actor_goes_on() -> None:
     journal = GatedJournal()
     actor = counter(journal, ManualClock())
