@@ -406,8 +406,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--seconds", type=float, default=12.0, help="per load, over all rounds")
-    parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--warmup", type=float, default=1.0)
+    # Short rounds, many of them: this shared machine's speed swings by half within seconds,
+    # and only loads measured close together in time share the same machine.
+    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--warmup", type=float, default=0.5)
     parser.add_argument(
         "--dates", type=int, default=ON_SALE_DATES, help="dates of the on-sale spread load"
     )
