@@ -163,56 +163,61 @@ async def closed_loop(spec: dict[str, Any], requests: list[bytes]) -> tuple[Run,
 
 
 async def open_loop(spec: dict[str, Any], requests: list[bytes]) -> tuple[Run, float]:
-    """Requests due at `rate` per second; latency from the due time to the answer."""
+    """Requests due at `rate` per second, latency from the due time to the answer.
+
+    As wrk2 does it: each connection owns every n-th due time (n connections) and sends its
+    request then, or as soon as its previous answer is back if that is later (the lateness
+    counts in the latency). No shared queue and no timer per request beyond the connection's
+    own sleep: a generator that spent a core scheduling would take it from the server on this
+    2-core machine and measure its own lag.
+    """
     run = Run()
     rate = float(spec["rate"])
-    queue: asyncio.Queue[tuple[float, bytes, bool]] = asyncio.Queue()
     connections = await _open(spec["host"], spec["port"], spec["connections"])
     clock = time.perf_counter
-
-    async def worker(connection: _Connection) -> None:
-        while True:
-            due, raw, counted = await queue.get()
-            try:
-                status, body = await connection.send(raw)
-            except ConnectionError as error:
-                run.errors[type(error).__name__] += 1
-                return
-            if counted:
-                run.outcomes[outcome_of(status, body)] += 1
-                run.latencies.append(clock() - due)
-
-    tasks = [asyncio.create_task(worker(c)) for c in connections]
     begin = clock()
     window_start = begin + spec["warmup"]
     window_end = window_start + spec["seconds"]
     offset = spec.get("offset", 0)
-    sent = 0
-    cpu: float | None = None
-    while True:
-        now = clock()
-        if cpu is None and now >= window_start:
-            cpu = time.process_time()
-        if now >= window_end:
-            break
-        due_count = int((now - begin) * rate) + 1
-        while sent < due_count:
-            due = begin + sent / rate
-            raw = requests[(offset + sent) % len(requests)]
-            queue.put_nowait((due, raw, window_start <= due < window_end))
-            sent += 1
-        await asyncio.sleep(max(0.0, begin + sent / rate - clock()))
-    run.cpu_seconds = time.process_time() - (cpu or 0.0)
-    run.sent = sent
-    # Let what was due in the window finish (bounded), then stop.
-    deadline = clock() + 30
-    while (not queue.empty() or any(c.waiter for c in connections)) and clock() < deadline:
-        await asyncio.sleep(0.01)
-    for task in tasks:
-        task.cancel()
-    for connection in connections:
-        if connection.transport is not None:
-            connection.transport.close()
+    total = int((window_end - begin) * rate)
+    stride = len(connections)
+
+    async def worker(index: int, connection: _Connection) -> None:
+        for n in range(index, total, stride):
+            due = begin + n / rate
+            delay = due - clock()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            try:
+                status, body = await connection.send(requests[(offset + n) % len(requests)])
+            except ConnectionError as error:
+                run.errors[type(error).__name__] += 1
+                return
+            if window_start <= due < window_end:
+                run.outcomes[outcome_of(status, body)] += 1
+                run.latencies.append(clock() - due)
+
+    async def measure_cpu() -> float:
+        await asyncio.sleep(max(0.0, window_start - clock()))
+        started = time.process_time()
+        await asyncio.sleep(max(0.0, window_end - clock()))
+        return time.process_time() - started
+
+    cpu = asyncio.ensure_future(measure_cpu())
+    try:
+        # What was due in the window may finish late (bounded), then stop.
+        await asyncio.wait_for(
+            asyncio.gather(*(worker(k, c) for k, c in enumerate(connections))),
+            timeout=window_end - begin + 30,
+        )
+    except TimeoutError:
+        pass
+    finally:
+        for connection in connections:
+            if connection.transport is not None:
+                connection.transport.close()
+    run.cpu_seconds = await cpu
+    run.sent = total
     return run, window_end - window_start
 
 
