@@ -61,8 +61,8 @@ class Metrics:
         self.requests.observe(method, route, status, seconds)
 
 
-# What each counted event kind adds to which counter (name, help): by kind, as a seat's events
-# come at thousands a second and a lookup beats a chain of type tests.
+# Each counted event kind: its counter (name, help) and how much one event adds. Looked up by
+# kind, as a seat's events come at thousands a second and a lookup beats a chain of type tests.
 _EVENT_COUNTERS: dict[type[Event], tuple[str, str, Callable[[Any], int]]] = {
     SeatHeld: ("seat_holds", "seats held", lambda e: 1),
     HoldReleased: ("seat_releases", "holds released", lambda e: 1),

@@ -42,7 +42,7 @@ MAX_RESERVATIONS_PER_PAYMENT = 50
 def instant(seconds: float | None) -> str | None:
     """Unix seconds as the API's one time representation (ISO-8601 UTC, ms, `Z`): what
     `datetime.fromtimestamp(seconds, UTC).isoformat(timespec="milliseconds")` says (rounded to
-    the microsecond, then truncated to the millisecond), at a third of its cost: every hold's
+    the microsecond, then truncated to the millisecond), at less than half its cost: every hold's
     answer carries one, and the date and time of a whole second are made once."""
     if seconds is None:
         return None
