@@ -54,7 +54,7 @@ class ProbeActor(Actor[_EmptyState]):
     def state_from_snapshot(self, data: dict[str, Any]) -> _EmptyState:
         return _EmptyState()
 
-    async def handle(self, command: Any) -> Any:
+    def decide(self, command: Any) -> Any:
         self.turns += 1
         if self.probe == "emit":
             self.emit([RoomOpened("probe")])
