@@ -58,6 +58,7 @@ from engine.domain.waiting_room import (
 from engine.errors import NOT_FOUND, TOKEN_INVALID, VALIDATION_ERROR
 from engine.events import Event
 from engine.system import EngineSystem
+from engine.wakeup import wakeup_factory
 from web.body import validation_error
 from web.errors import TOKEN_MISSING, UNAVAILABLE
 from web.schemas import (
@@ -117,6 +118,7 @@ class Connection:
     __slots__ = (
         "_close_code",
         "_limit",
+        "_new_wakeup",
         "_outbox",
         "_wakeup",
         "dates",
@@ -140,7 +142,9 @@ class Connection:
         self.scope: anyio.CancelScope | None = None
         self._limit = limit
         self._outbox: OrderedDict[Hashable, str] = OrderedDict()
-        self._wakeup = anyio.Event()
+        # A rank pass wakes every waiting client's writer: the cheapest one-shot wake-up.
+        self._new_wakeup = wakeup_factory()
+        self._wakeup = self._new_wakeup()
         self._close_code: int | None = None
 
     def push(self, key: Hashable, text: str) -> None:
@@ -179,7 +183,7 @@ class Connection:
                 await self.websocket.close(self._close_code)
                 return
             if not self._outbox:
-                self._wakeup = anyio.Event()
+                self._wakeup = self._new_wakeup()
                 await self._wakeup.wait()
                 continue
             _, text = self._outbox.popitem(last=False)
