@@ -139,9 +139,11 @@ def start_clients(
 def wait_ready(started: list[tuple[subprocess.Popen[bytes], Path, Path]], timeout: float) -> int:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        for process, _, _ in started:
+        for process, ready, _ in started:
             if process.poll() is not None:
-                raise RuntimeError(f"a client process exited early ({process.returncode})")
+                log = ready.with_name(ready.name.replace("ready-", "clients-") + ".log")
+                tail = log.read_text(errors="replace")[-3000:] if log.exists() else ""
+                raise RuntimeError(f"a client process exited early ({process.returncode}):\n{tail}")
         if all(ready.exists() for _, ready, _ in started):
             return sum(int(ready.read_text()) for _, ready, _ in started)
         time.sleep(0.2)
