@@ -9,6 +9,7 @@ import pytest
 from engine.actors import checkout
 from engine.clock import ManualClock
 from engine.config import EngineConfig
+from engine.domain.checkout import Payment
 from engine.domain.reservation import Reservation
 from engine.errors import EngineError, JournalFailed, Refused
 from engine.journal import CommitTicket, JournalRecord, MemoryJournal
@@ -268,11 +269,17 @@ async def test_a_failed_commit_of_the_debit_is_retried_and_charges_once(
     assert seat_status(system, 1) == "SOLD"
 
 
-async def pay_with_an_unconfirmed_debit(
-    system: EngineSystem, journal: MemoryJournal, clock: ManualClock, mishap: Callable[[], None]
-) -> Reservation:
+async def settle_an_unconfirmed_debit(
+    system: EngineSystem,
+    journal: MemoryJournal,
+    clock: ManualClock,
+    monkeypatch: pytest.MonkeyPatch,
+    mishap: Callable[[], None],
+) -> tuple[Reservation, Payment]:
     """Ann pays for a held seat and `mishap` befalls the journal as her debit is appended; the
-    checkout gives up on it at once (RETRIES is 1), so the payment stays STARTED."""
+    checkout gives up on it at once (RETRIES is 1), so the payment stays STARTED until the
+    checkout resolves it RESOLVE_AFTER later. Her hold, and the payment as then settled."""
+    monkeypatch.setattr(checkout, "RETRIES", 1)
     await admitted(system, clock, "ann")
     await system.charge("ann", 1_000)
     hold = await system.hold("ann", CONCERT, DATE, 1)
@@ -290,7 +297,9 @@ async def pay_with_an_unconfirmed_debit(
     assert seat_status(system, 1) == "CHECKOUT"  # the money may have moved: nobody else buys
     [payment] = system.checkout_actor("ann").state.payments.values()
     assert payment.status == "STARTED"
-    return hold
+    await clock.advance(checkout.RESOLVE_AFTER)
+    [payment] = system.checkout_actor("ann").state.payments.values()
+    return hold, payment
 
 
 async def test_a_payment_whose_debit_was_not_recorded_is_settled_without_a_restart(
@@ -299,10 +308,9 @@ async def test_a_payment_whose_debit_was_not_recorded_is_settled_without_a_resta
     clock: ManualClock,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(checkout, "RETRIES", 1)
-    hold = await pay_with_an_unconfirmed_debit(system, journal, clock, journal.fail_next)
-    await clock.advance(checkout.RESOLVE_AFTER)
-    [payment] = system.checkout_actor("ann").state.payments.values()
+    hold, payment = await settle_an_unconfirmed_debit(
+        system, journal, clock, monkeypatch, journal.fail_next
+    )
     assert payment.status == "FAILED"
     assert seat_status(system, 1) == "HELD"
     assert system.balance("ann") == 1_000
@@ -316,10 +324,9 @@ async def test_a_payment_whose_debit_landed_unconfirmed_completes_without_a_rest
     clock: ManualClock,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(checkout, "RETRIES", 1)
-    await pay_with_an_unconfirmed_debit(system, journal, clock, journal.lose_next_acks)
-    await clock.advance(checkout.RESOLVE_AFTER)
-    [payment] = system.checkout_actor("ann").state.payments.values()
+    _, payment = await settle_an_unconfirmed_debit(
+        system, journal, clock, monkeypatch, journal.lose_next_acks
+    )
     assert payment.status == "COMPLETED"
     assert seat_status(system, 1) == "SOLD"
     assert system.balance("ann") == 1_000 - PRICE  # taken once, with the seat given
