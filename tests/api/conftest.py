@@ -7,6 +7,8 @@ Tests needing other settings (short holds, a tiny mailbox, a crash) use `start_s
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Protocol
@@ -15,15 +17,13 @@ import httpx
 import pytest
 
 from tests.api.client import Api
-from tests.api.server import Server
+from tests.api.server import Server, running_server
 
 
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    running = Server(tmp_path_factory.mktemp("api-server"), {})
-    running.start()
-    yield running
-    running.stop()
+    with running_server(tmp_path_factory.mktemp("api-server"), {}) as running:
+        yield running
 
 
 class StartServer(Protocol):
@@ -33,19 +33,14 @@ class StartServer(Protocol):
 @pytest.fixture
 def start_server(tmp_path: Path) -> Iterator[StartServer]:
     """Start servers with their own settings; every one is stopped after the test."""
-    started: list[Server] = []
+    with contextlib.ExitStack() as started:
+        count = itertools.count()
 
-    def start(env: dict[str, str], *, wait_ready: bool = True) -> Server:
-        directory = tmp_path / f"server-{len(started)}"
-        directory.mkdir()
-        made = Server(directory, env)
-        started.append(made)
-        made.start(wait_ready=wait_ready)
-        return made
+        def start(env: dict[str, str], *, wait_ready: bool = True) -> Server:
+            directory = tmp_path / f"server-{next(count)}"
+            return started.enter_context(running_server(directory, env, wait_ready=wait_ready))
 
-    yield start
-    for made in started:
-        made.stop()
+        yield start
 
 
 @pytest.fixture

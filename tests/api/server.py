@@ -9,6 +9,8 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -97,3 +99,17 @@ class Server:
                 self.terminate(timeout=15)
             except subprocess.TimeoutExpired:
                 self.kill()
+
+
+@contextmanager
+def running_server(
+    directory: Path, env: dict[str, str], *, wait_ready: bool = True
+) -> Iterator[Server]:
+    """A started server in `directory` (made if need be), stopped when the block ends."""
+    directory.mkdir(parents=True, exist_ok=True)
+    server = Server(directory, env)
+    try:
+        server.start(wait_ready=wait_ready)
+        yield server
+    finally:
+        server.stop()

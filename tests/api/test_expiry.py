@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from tests.api.client import Api, error_code, message_of_type, subscribe, websocket
-from tests.api.server import Server
+from tests.api.server import Server, running_server
 
 pytestmark = pytest.mark.anyio
 
@@ -17,10 +17,9 @@ HOLD_SECONDS = 2
 
 @pytest.fixture(scope="module")
 def short_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    running = Server(tmp_path_factory.mktemp("short-holds"), {"HOLD_SECONDS": str(HOLD_SECONDS)})
-    running.start()
-    yield running
-    running.stop()
+    directory = tmp_path_factory.mktemp("short-holds")
+    with running_server(directory, {"HOLD_SECONDS": str(HOLD_SECONDS)}) as running:
+        yield running
 
 
 @pytest.fixture

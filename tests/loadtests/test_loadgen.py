@@ -10,15 +10,13 @@ import pytest
 import uvloop
 
 from loadtests.loadgen import main_async
-from tests.api.server import Server
+from tests.api.server import Server, running_server
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    running = Server(tmp_path_factory.mktemp("loadgen-server"), {})
-    running.start()
-    yield running
-    running.stop()
+    with running_server(tmp_path_factory.mktemp("loadgen-server"), {}) as running:
+        yield running
 
 
 def spec(server: Server, **changes: Any) -> dict[str, Any]:

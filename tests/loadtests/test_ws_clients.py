@@ -12,18 +12,16 @@ import pytest
 import uvloop
 
 from loadtests.ws_clients import run
-from tests.api.server import Server
+from tests.api.server import Server, running_server
 
 USERS = 5
 
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[Server]:
-    running = Server(tmp_path / "server", {"ADMIT_BATCH": "2", "ADMIT_INTERVAL_SECONDS": "0.2"})
-    (tmp_path / "server").mkdir()
-    running.start()
-    yield running
-    running.stop()
+    env = {"ADMIT_BATCH": "2", "ADMIT_INTERVAL_SECONDS": "0.2"}
+    with running_server(tmp_path / "server", env) as running:
+        yield running
 
 
 def test_every_client_connects_hears_its_queue_events_and_closes(
