@@ -243,15 +243,33 @@ async def prepare(
     server: ServerProcess, dates: int
 ) -> tuple[list[DateOnSale], DateOnSale, list[Member]]:
     async with httpx.AsyncClient(timeout=60) as client:
-        spread = await put_on_sale(
-            client, server.url, ADMIN_TOKEN, prefix="spread", dates=dates, seats=SEATS, price=PRICE
-        )
-        (hot,) = await put_on_sale(
-            client, server.url, ADMIN_TOKEN, prefix="hot", dates=1, seats=SEATS, price=PRICE
-        )
-        members = await join_all(client, server.url, [f"bench-{n:05d}" for n in range(USERS)])
-        await wait_active(client, server.url, ADMIN_TOKEN, len(members))
+        return await on_sale(client, server.url, dates)
+
+
+async def on_sale(
+    client: httpx.AsyncClient, base_url: str, dates: int
+) -> tuple[list[DateOnSale], DateOnSale, list[Member]]:
+    """`dates` dates for the spread load, one for the hot seat, USERS members all active."""
+    spread = await put_on_sale(
+        client, base_url, ADMIN_TOKEN, prefix="spread", dates=dates, seats=SEATS, price=PRICE
+    )
+    (hot,) = await put_on_sale(
+        client, base_url, ADMIN_TOKEN, prefix="hot", dates=1, seats=SEATS, price=PRICE
+    )
+    members = await join_all(client, base_url, [f"bench-{n:05d}" for n in range(USERS)])
+    await wait_active(client, base_url, ADMIN_TOKEN, len(members))
     return spread, hot, members
+
+
+def loads_of(
+    spread: list[DateOnSale], hot: DateOnSale, members: list[Member]
+) -> dict[str, list[Request]]:
+    """The benchmark's loads by name: bare, spread, hot."""
+    return {
+        "bare": bare_requests(members),
+        "spread": spread_requests(spread, members),
+        "hot": hot_requests(hot, members),
+    }
 
 
 def hold_figures(
@@ -354,9 +372,9 @@ def measure(
             flush=True,
         )
         dates, hot_date, members = anyio.run(prepare, server, phase.dates)
-        loads = {"bare": bare_requests(members), "spread": spread_requests(dates, members)}
-        if hot:
-            loads["hot"] = hot_requests(hot_date, members)
+        loads = loads_of(dates, hot_date, members)
+        if not hot:
+            del loads["hot"]
         phase.series = {name: Series(name) for name in loads}
         generator = Generator(server, directory, args.connections)
         part = args.seconds / args.rounds

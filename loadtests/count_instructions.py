@@ -32,7 +32,6 @@ from starlette.types import ASGIApp, Message, Scope
 
 from loadtests import bench_http
 from loadtests.bench_server import SideBySide, bare_app
-from loadtests.service_client import join_all, put_on_sale, wait_active
 from web.app import create_app
 from web.settings import Settings
 
@@ -130,20 +129,8 @@ async def measure_in_process(load: str, count: int, dates: int, directory: Path)
     async with httpx.AsyncClient(transport=transport, base_url=BASE, timeout=60) as client:
         while (await client.get("/readyz")).status_code != 200:
             await asyncio.sleep(0.05)
-        token = bench_http.ADMIN_TOKEN
-        spread = await put_on_sale(
-            client, BASE, token, prefix="spread", dates=dates, seats=bench_http.SEATS, price=1
-        )
-        (hot,) = await put_on_sale(
-            client, BASE, token, prefix="hot", dates=1, seats=bench_http.SEATS, price=1
-        )
-        members = await join_all(client, BASE, [f"count-{n:05d}" for n in range(bench_http.USERS)])
-        await wait_active(client, BASE, token, len(members))
-    loads = {
-        "bare": bench_http.bare_requests(members),
-        "spread": bench_http.spread_requests(spread, members),
-        "hot": bench_http.hot_requests(hot, members),
-    }
+        spread, hot, members = await bench_http.on_sale(client, BASE, dates)
+    loads = bench_http.loads_of(spread, hot, members)
     requests = [asgi_request(r) for r in loads[load]]
     await drive(app, requests, WARMUP)
     callgrind_control("--instr=on")
