@@ -112,9 +112,9 @@ class Run:
     sent: int = 0  # requests sent, warm-up included (the next run's offset)
 
     def record(self, status: int, body: bytes, seconds: float) -> None:
-        if self.measuring:
-            self.outcomes[outcome_of(status, body)] += 1
-            self.latencies.append(seconds)
+        """Count an answer of the measured window: its outcome and its latency."""
+        self.outcomes[outcome_of(status, body)] += 1
+        self.latencies.append(seconds)
 
 
 async def _open(host: str, port: int, count: int) -> list[_Connection]:
@@ -144,7 +144,8 @@ async def closed_loop(spec: dict[str, Any], requests: list[bytes]) -> tuple[Run,
             except ConnectionError as error:
                 run.errors[type(error).__name__] += 1
                 return
-            run.record(status, body, clock() - started)
+            if run.measuring:
+                run.record(status, body, clock() - started)
 
     tasks = [asyncio.create_task(worker(c)) for c in connections]
     await asyncio.sleep(spec["warmup"])
@@ -196,8 +197,7 @@ async def open_loop(spec: dict[str, Any], requests: list[bytes]) -> tuple[Run, f
                 run.errors[type(error).__name__] += 1
                 return
             if n >= first:
-                run.outcomes[outcome_of(status, body)] += 1
-                run.latencies.append(clock() - due)
+                run.record(status, body, clock() - due)
 
     async def measure_cpu() -> float:
         await asyncio.sleep(max(0.0, window_start - clock()))
