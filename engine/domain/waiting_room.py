@@ -150,7 +150,9 @@ class WaitingRoom:
     def seq_for(self, token: str) -> int | None:
         """The sequence number a genuine token names; None for anything forged or malformed."""
         head, dot, _ = token.partition(".")
-        if not dot or not head.isdigit() or len(head) > 18:
+        # ASCII only: `"²".isdigit()` is true, yet `int("²")` raises, and `compare_digest`
+        # raises on a str that is not ASCII.
+        if not dot or not token.isascii() or not head.isdigit() or len(head) > 18:
             return None
         seq = int(head)
         genuine = self._checked.get(seq)
