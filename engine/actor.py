@@ -62,6 +62,8 @@ EventListener = Callable[[str, Sequence[Event]], None]
 
 
 MAX_SNAPSHOT_GAP = 100_000  # events replayed at most on top of a large state's snapshot
+JOURNAL_RETRY = 0.5  # seconds until a timer turn deferred by a journal outage is tried again
+REBUILD_RETRY_MAX = 1.0  # seconds between two attempts to reload a poisoned actor, at most
 BURST = 64  # turns an actor may run back to back before yielding to the event loop
 # Turns whose latency an actor's stats describe. Small because reading the stats sorts them,
 # for every actor at once when the dashboard or /metrics lists thousands of dates.
@@ -245,9 +247,16 @@ class Actor(ABC, Generic[S]):
     # -- the way in ----------------------------------------------------------------------------
 
     async def ask(self, command: Any) -> Any:
-        """Send a command and wait for its reply, released once its events are durable."""
+        """Send a command and wait for its reply, released once its events are durable.
+
+        Raises `ActorUnavailable` at once, without running the command, while the actor
+        rebuilds after a failed commit or while the journal cannot commit: an answer in
+        bounded time rather than a wait as long as the outage.
+        """
+        if self._poisoned or not self.journal.healthy:
+            raise ActorUnavailable(self._unavailable_reason())
         pending = _Pending(self._mailbox.new_event)
-        if self._plain and not self._poisoned and self._mailbox.parked():
+        if self._plain and self._mailbox.parked():
             self._turn_now(command, pending)
             if pending.ticket is not None and pending.ticket.done:
                 # Answered and durable at once (a refusal, an in-memory journal): still a
@@ -260,6 +269,11 @@ class Actor(ABC, Generic[S]):
         # request's task and the future is resumed again when the reply arrives.
         await pending.done.wait()
         return pending.outcome()
+
+    def _unavailable_reason(self) -> str:
+        if self._poisoned:
+            return f"{self.key} is rebuilding after a failed commit; retry shortly"
+        return "the journal cannot commit right now; retry shortly"
 
     def tell(self, command: Any) -> None:
         """Send a command without waiting for its outcome."""
@@ -369,6 +383,12 @@ class Actor(ABC, Generic[S]):
         seq = self.seq
         try:
             if isinstance(command, ExpireDue):
+                if not self.journal.healthy:
+                    # Its events could not be made durable: expire once the journal is back,
+                    # rather than fail the commit and rebuild from a database that is down.
+                    self._expire_queued = False
+                    self._arm(self.clock.now() + JOURNAL_RETRY)
+                    return
                 value = self.on_expire_due(command.now)
             elif command is _REBUILD:
                 value = None
@@ -509,11 +529,16 @@ class Actor(ABC, Generic[S]):
             except Exception:
                 log.exception("reloading %s failed; retrying", self.key)
                 await anyio.sleep(delay)
-                delay = min(delay * 2, 2.0)
+                delay = min(delay * 2, REBUILD_RETRY_MAX)
         self.restore(histories.get(self.key))
         self._rebuilds += 1
         self._poisoned = False
         self.journal.reopen(self.key)
+        self.on_rebuilt()
+
+    def on_rebuilt(self) -> None:
+        """Called once the state is rebuilt from what is durable, before the next turn:
+        actors with work left unfinished by the failed commit take it up again here."""
 
     # -- observation ---------------------------------------------------------------------------
 

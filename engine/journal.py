@@ -128,6 +128,12 @@ FailureListener = Callable[[set[str]], None]
 
 
 class Journal(Protocol):
+    @property
+    def healthy(self) -> bool:
+        """Commits are going through: False from a failed commit until one succeeds again.
+        Actors refuse commands at once while it is False (see `Actor.ask`)."""
+        ...
+
     def append(self, records: Sequence[JournalRecord]) -> CommitTicket:
         """Queue records for durable storage; never blocks. Records of one call commit together."""
         ...
@@ -154,16 +160,21 @@ class MemoryJournal:
 
     `fail_next(n)` makes the next `n` appends fail, to exercise the failure path;
     `lose_next_acks(n)` stores the next `n` appends but fails their tickets, as when a commit
-    landed and only its confirmation was lost.
+    landed and only its confirmation was lost; `healthy = False` stands for a database that
+    does not answer (appends fail, and `load` raises).
     """
 
     def __init__(self) -> None:
+        self.healthy = True
+        self.appends = 0  # every append so far, failed or not: for fault injection by index
         self.records: list[JournalRecord] = []
         self.snapshots: dict[str, Snapshot] = {}
         self._listeners: list[FailureListener] = []
         self._poisoned: set[str] = set()
         self._failures_due = 0
         self._lost_acks_due = 0
+        self._fail_at: set[int] = set()
+        self._lose_at: set[int] = set()
 
     def fail_next(self, count: int = 1) -> None:
         self._failures_due += count
@@ -171,15 +182,23 @@ class MemoryJournal:
     def lose_next_acks(self, count: int = 1) -> None:
         self._lost_acks_due += count
 
+    def fail_append(self, index: int, *, landed: bool = False) -> None:
+        """Fail the append numbered `index` (counting from 0, see `appends`); with `landed`,
+        store it and fail only its acknowledgement."""
+        (self._lose_at if landed else self._fail_at).add(index)
+
     def append(self, records: Sequence[JournalRecord]) -> CommitTicket:
+        index = self.appends
+        self.appends += 1
         keys = {record.actor_key for record in records}
-        if self._failures_due > 0 or keys & self._poisoned:
-            if self._failures_due > 0:
-                self._failures_due -= 1
+        if not self.healthy or keys & self._poisoned:
+            return self._failed(keys)
+        if self._failures_due > 0 or index in self._fail_at:
+            self._failures_due -= index not in self._fail_at
             return self._failed(keys)
         self.records.extend(records)
-        if self._lost_acks_due > 0:
-            self._lost_acks_due -= 1
+        if self._lost_acks_due > 0 or index in self._lose_at:
+            self._lost_acks_due -= index not in self._lose_at
             return self._failed(keys)
         return CommitTicket.committed()
 
@@ -201,6 +220,8 @@ class MemoryJournal:
         self._poisoned.discard(actor_key)
 
     async def load(self, actor_keys: Iterable[str] | None = None) -> dict[str, ActorHistory]:
+        if not self.healthy:
+            raise ConnectionError("the journal's database does not answer")
         wanted = None if actor_keys is None else set(actor_keys)
         histories: dict[str, ActorHistory] = {}
         for key, snapshot in self.snapshots.items():

@@ -27,7 +27,7 @@ from engine.clock import Clock, SystemClock
 from engine.config import EngineConfig
 from engine.domain.reservation import Reservation
 from engine.domain.seat_map import parse_reservation_id
-from engine.domain.waiting_room import ActiveExpired, RoomSettings, TokenView
+from engine.domain.waiting_room import PROCESSING, ActiveExpired, RoomSettings, TokenView
 from engine.errors import NOT_FOUND, ActorUnavailable, EngineError, Refused
 from engine.events import Event
 from engine.journal import Journal
@@ -230,18 +230,26 @@ class EngineSystem:
             raise Refused(NOT_FOUND, f"no reservation {reservation_id}")
         await self._date_or_404(parsed[0], parsed[1]).ask(Release(user_id, reservation_id))
 
-    async def charge(self, user_id: str, amount: int, key: str | None = None) -> int:
-        balance: int = await self.wallet_actor(user_id).ask(Charge(user_id, amount, key))
+    async def charge(
+        self, user_id: str, amount: int, key: str | None = None, token_status: str = PROCESSING
+    ) -> int:
+        balance: int = await self.wallet_actor(user_id).ask(
+            Charge(user_id, amount, key, token_status)
+        )
         return balance
 
     def balance(self, user_id: str) -> int:
         return self.wallet_actor(user_id).state.balance(user_id)
 
     async def pay(
-        self, user_id: str, reservation_ids: Sequence[str], key: str | None = None
+        self,
+        user_id: str,
+        reservation_ids: Sequence[str],
+        key: str | None = None,
+        token_status: str = PROCESSING,
     ) -> PaymentResult:
         result: PaymentResult = await self.checkout_actor(user_id).ask(
-            Pay(user_id, tuple(reservation_ids), key)
+            Pay(user_id, tuple(reservation_ids), key, token_status)
         )
         return result
 

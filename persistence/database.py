@@ -16,6 +16,18 @@ from sqlmodel import Session, SQLModel, select
 
 from persistence.tables import SCHEMA_VERSION, SchemaVersion
 
+# libpq settings that bound how long a connection to an unreachable server can hang: a connect
+# gives up after 3 s, and the kernel drops a connection whose sent data goes unacknowledged
+# for 10 s or whose idle peer stops answering keepalives (a server or a path that vanished).
+POSTGRES_CONNECT_ARGS = {
+    "connect_timeout": 3,
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 3,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 10_000,
+}
+
 
 class SchemaTooNew(RuntimeError):
     """The database was written by a newer version of the service: refuse to touch it."""
@@ -35,14 +47,16 @@ def connect(url: str) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         engine = create_engine(
             parsed,
-            # The journal writer works from anyio worker threads, one at a time.
+            # Connections are used from worker threads and the journal writer's own thread.
             connect_args={"check_same_thread": False, "timeout": 30},
             pool_size=4,
         )
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     if parsed.get_backend_name() == "postgresql":
-        return create_engine(parsed, pool_pre_ping=True, pool_size=4)
+        # No pre-ping: on a connection whose peer went silent it blocks with no deadline; a
+        # dead pooled connection fails its first query instead, which invalidates the pool.
+        return create_engine(parsed, pool_size=4, connect_args=POSTGRES_CONNECT_ARGS)
     raise ValueError(f"unsupported database URL {url!r}: use sqlite:/// or postgresql://")
 
 

@@ -18,6 +18,7 @@ over that index (a recursive query that jumps from key to key), not from a full 
 
 from __future__ import annotations
 
+import contextlib
 import gc
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,11 +28,13 @@ from sqlalchemy import Engine
 
 import engine.domain  # noqa: F401  (registers every event kind for decoding)
 from engine.journal import ActorHistory, JournalRecord, Snapshot
+from persistence.deadline import WATCHDOG, abort_for
 from persistence.rows import decode_event, decode_state
 
 # Scan the whole journal once the tails add up to more than this share of it.
 SCAN_SHARE = 0.3
 FETCH = 20_000
+LOAD_DEADLINE = 5.0  # seconds an actor's reload may block on the database before it is cut
 
 _LAST_SEQS = """
     WITH RECURSIVE k(actor_key) AS (
@@ -54,32 +57,48 @@ _EVERYTHING = "SELECT actor_key, actor_seq, kind, payload FROM journal_event ORD
 
 
 def load_histories(engine: Engine, keys: list[str] | None) -> dict[str, ActorHistory]:
-    """Durable history of `keys` (of every actor when None); actors with none are left out."""
+    """Durable history of `keys` (of every actor when None); actors with none are left out.
+
+    A load of some keys (an actor rebuilding after a failed commit) that is still blocked
+    after `LOAD_DEADLINE` has its connection cut and raises, to be retried; the load of every
+    key (recovery at start) may take as long as the journal is large.
+    """
     # The driver's placeholder: `?` for sqlite3, `%s` for psycopg.
     p = "?" if engine.dialect.paramstyle == "qmark" else "%s"
     with _collector_paused(freeze=keys is None), engine.connect() as conn:
-        cursor: Any = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        dbapi: Any = conn.connection.dbapi_connection
+        cursor: Any = dbapi.cursor()
+        deadline: contextlib.AbstractContextManager[None] = (
+            WATCHDOG.guard(LOAD_DEADLINE, abort_for(dbapi))
+            if keys is not None
+            else contextlib.nullcontext()
+        )
         try:
-            if keys is None:
-                cursor.execute(_ALL_SNAPSHOTS)
-                rows = cursor.fetchall()
-            else:
-                rows = []
-                for key in keys:
-                    cursor.execute(_ONE_SNAPSHOT.format(p=p), (key,))
-                    rows += cursor.fetchall()
-            snapshots = {k: Snapshot(k, seq, decode_state(state)) for k, seq, state in rows}
-            if keys is None:
-                cursor.execute(_LAST_SEQS)
-                last = dict(cursor.fetchall())
-                covered = {k: s.actor_seq for k, s in snapshots.items()}
-                tails = sum(seq - covered.get(k, 0) for k, seq in last.items())
-                if tails > SCAN_SHARE * sum(last.values()):
-                    return _scan_everything(cursor, snapshots, covered)
-                keys = sorted({*snapshots, *last})
-            return _read_tails(cursor, p, keys, snapshots)
+            with deadline:
+                return _load(cursor, p, keys)
         finally:
             cursor.close()
+
+
+def _load(cursor: Any, p: str, keys: list[str] | None) -> dict[str, ActorHistory]:
+    if keys is None:
+        cursor.execute(_ALL_SNAPSHOTS)
+        rows = cursor.fetchall()
+    else:
+        rows = []
+        for key in keys:
+            cursor.execute(_ONE_SNAPSHOT.format(p=p), (key,))
+            rows += cursor.fetchall()
+    snapshots = {k: Snapshot(k, seq, decode_state(state)) for k, seq, state in rows}
+    if keys is None:
+        cursor.execute(_LAST_SEQS)
+        last = dict(cursor.fetchall())
+        covered = {k: s.actor_seq for k, s in snapshots.items()}
+        tails = sum(seq - covered.get(k, 0) for k, seq in last.items())
+        if tails > SCAN_SHARE * sum(last.values()):
+            return _scan_everything(cursor, snapshots, covered)
+        keys = sorted({*snapshots, *last})
+    return _read_tails(cursor, p, keys, snapshots)
 
 
 def _read_tails(

@@ -14,6 +14,12 @@ and resolves; the commits follow each other as fast as the disk and the GIL allo
 encoded when they are appended, so the thread has little Python to run: see
 `persistence.rows.GroupWriter`.
 
+While the database does not answer, nothing waits for it for long: a group commit still
+blocked after `rows.COMMIT_DEADLINE` has its connection cut (`persistence.deadline`) and fails
+like any other; from a failed commit until a commit or a probe (every `PROBE_INTERVAL`) goes
+through, `healthy` is False and actors refuse commands at once (503, retry) instead of
+queueing them behind the outage.
+
 A failed transaction acknowledges nothing: its tickets fail, every later queued append of the
 same actors is failed and dropped (their sequence numbers follow the lost ones), and those actor
 keys are poisoned (appends fail at once, snapshots are dropped) until the actor has rebuilt
@@ -48,6 +54,7 @@ log = logging.getLogger(__name__)
 
 MAX_BATCH = 5000  # events per group at most
 LINGER = 0.0  # seconds to wait for company after an idle spell (none: see the docstring)
+PROBE_INTERVAL = 0.25  # seconds between two tries to reach the database after a failed commit
 
 
 @dataclass(slots=True)
@@ -101,6 +108,10 @@ class SqlJournal:
         self._closing = False
         self._abandoned = False
         self._thread_waits = False
+        # False from a failed commit until a commit or a probe of the database succeeds.
+        # Written by the writer thread only; a plain attribute, as every ask reads it.
+        self.healthy = True
+        self.last_error: str | None = None
         # The event loop's side.
         self._listeners: list[FailureListener] = []
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -193,12 +204,17 @@ class SqlJournal:
     def _thread_main(self) -> None:
         try:
             while (batch := self._next_batch()) is not None:
+                if not batch:
+                    self._probe()
+                    continue
                 try:
                     self._write(batch)
                 except Exception as error:
                     log.exception("journal commit of %d entries failed", len(batch))
+                    self._unhealthy(error)
                     self._lose(batch, error)
                 else:
+                    self.healthy, self.last_error = True, None
                     self._post(self._resolve, batch)
                 with self._lock:
                     self._in_flight = []
@@ -210,15 +226,33 @@ class SqlJournal:
             self._writer.close()
             self._post(self._stopped.set)
 
+    def _probe(self) -> None:
+        """Try the database after a failed commit, so that commands are taken again as soon
+        as it answers (while the journal is unhealthy, actors refuse them at once)."""
+        try:
+            self._writer.probe()
+        except Exception as error:
+            self._unhealthy(error)
+        else:
+            log.info("journal: the database answers again")
+            self.healthy, self.last_error = True, None
+
+    def _unhealthy(self, error: Exception) -> None:
+        self.healthy = False
+        self.last_error = f"{type(error).__name__}: {error}".strip()[:500]
+
     def _next_batch(self) -> list[_Entry] | None:
-        """Wait for work; None once closing with nothing left (or abandoned)."""
+        """Wait for work; None once closing with nothing left (or abandoned); an empty batch
+        when the journal is unhealthy and idle for `PROBE_INTERVAL`: time to probe."""
         with self._lock:
             idle = False
             while not self._queue and not self._closing:
                 idle = True
                 self._thread_waits = True
-                self._work.wait()
+                woken = self._work.wait(None if self.healthy else PROBE_INTERVAL)
                 self._thread_waits = False
+                if not woken and not self._queue and not self._closing:
+                    return []
             if idle and self.linger > 0:
                 # Linger only after idling: what queued up during the previous commit has
                 # already waited one commit long, and that group has formed by itself.

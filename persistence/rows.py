@@ -25,6 +25,11 @@ from sqlalchemy import Engine
 
 from engine.events import Event, from_payload, registered_kinds
 from engine.journal import JournalRecord
+from persistence.deadline import WATCHDOG, Abort, abort_for
+
+# Seconds a group commit (or a probe) may block before its connection is cut: far above a
+# commit's time under load, far below a client's patience while the database is down.
+COMMIT_DEADLINE = 5.0
 
 EncodedRow = tuple[str, int, str, str]  # actor key, actor seq, kind, payload (JSON)
 SnapshotRow = tuple[str, int, str]  # actor key, actor seq, state (JSON)
@@ -89,6 +94,10 @@ def encode_state(state: dict[str, Any]) -> str:
     return _encode(state)
 
 
+def _nothing() -> None:
+    pass
+
+
 class GroupWriter:
     """The journal writer's own database connection, and one group written per call.
 
@@ -102,15 +111,30 @@ class GroupWriter:
         if self.dialect not in ("sqlite", "postgresql"):
             raise ValueError(f"no journal writer for {self.dialect}")
         self._dbapi: Any = None
+        self._abort: Abort = _nothing
 
     def write(self, rows: list[EncodedRow], snapshots: list[SnapshotRow], at: datetime) -> None:
-        """Insert `rows` (in order) and upsert `snapshots` durably, all or nothing."""
+        """Insert `rows` (in order) and upsert `snapshots` durably, all or nothing; a write
+        still blocked after `COMMIT_DEADLINE` has its connection cut and raises."""
         dbapi = self._connection()
         try:
-            if self.dialect == "sqlite":
-                _write_sqlite(dbapi, rows, snapshots, at)
-            else:
-                _write_postgres(dbapi, rows, snapshots, at)
+            with WATCHDOG.guard(COMMIT_DEADLINE, self._abort):
+                if self.dialect == "sqlite":
+                    _write_sqlite(dbapi, rows, snapshots, at)
+                else:
+                    _write_postgres(dbapi, rows, snapshots, at)
+        except BaseException:
+            self.close()
+            raise
+
+    def probe(self) -> None:
+        """Raise unless the database answers a trivial query within `COMMIT_DEADLINE`."""
+        dbapi = self._connection()
+        try:
+            with WATCHDOG.guard(COMMIT_DEADLINE, self._abort):
+                dbapi.execute("SELECT 1").fetchall()
+                if self.dialect == "postgresql":
+                    dbapi.rollback()  # leave no transaction open on the writer's connection
         except BaseException:
             self.close()
             raise
@@ -131,6 +155,7 @@ class GroupWriter:
             dbapi: Any = fairy.dbapi_connection
             if self.dialect == "sqlite":
                 dbapi.isolation_level = None  # autocommit: transactions only where we say
+            self._abort = abort_for(dbapi)
             self._dbapi = dbapi
         return self._dbapi
 

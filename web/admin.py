@@ -155,6 +155,8 @@ class AdminApi:
         journal_stats = getattr(system.journal, "stats", None)
         journal = (
             JournalOut(
+                healthy=system.journal.healthy,
+                last_error=self.runtime.journal_error,
                 commits=journal_stats.commits,
                 events=journal_stats.events,
                 snapshots=journal_stats.snapshots,

@@ -16,10 +16,11 @@ from starlette.responses import Response
 from engine.catalog import CONCERT_ID
 from engine.domain.reservation import Reservation
 from engine.domain.seat_map import AVAILABLE, HELD
-from engine.domain.waiting_room import COMPLETED, TokenView
+from engine.domain.waiting_room import TokenView
 from engine.errors import (
     HOLD_EXPIRED,
     HOLD_LIMIT,
+    IDEMPOTENCY_CONFLICT,
     INSUFFICIENT_BALANCE,
     NOT_FOUND,
     NOT_OWNER,
@@ -242,10 +243,14 @@ class PublicApi:
 
     async def charge(self, request: Request) -> Response:
         system = self.runtime.engine()
-        view = gate.active_token(system, request)
+        view = gate.any_token(system, request)
         body = await read_body(request, ChargeRequest)
         gate.same_user(view, body.user_id)
-        balance = await system.charge(view.user_id, body.amount, idempotency_key(request))
+        # A charge retried with its key is answered from its record whatever the token's
+        # status now; the wallet decides, knowing the status (a new charge needs PROCESSING).
+        balance = await system.charge(
+            view.user_id, body.amount, idempotency_key(request), gate.status_now(system, view)
+        )
         return json_response(BalanceOut(user_id=view.user_id, balance=balance))
 
     async def balance(self, request: Request) -> Response:
@@ -257,19 +262,13 @@ class PublicApi:
         system = self.runtime.engine()
         view = gate.any_token(system, request)
         key = idempotency_key(request)
-        # A payment completes the token; its retry (same Idempotency-Key, e.g. after a lost
-        # answer) must still get the payment's answer rather than TOKEN_COMPLETED.
-        replay = (
-            view.status == COMPLETED
-            and key is not None
-            and system.checkout_actor(view.user_id).state.completed_for_key(view.user_id, key)
-            is not None
-        )
-        if not replay:
-            gate.require_active(system, view)
         body = await read_body(request, PaymentRequest)
         gate.same_user(view, body.user_id)
-        result = await system.pay(view.user_id, body.reservation_ids, key)
+        # A payment completes the token; its retry (same Idempotency-Key, e.g. after a lost
+        # answer) still gets the payment's outcome: the checkout decides, knowing the status.
+        result = await system.pay(
+            view.user_id, body.reservation_ids, key, gate.status_now(system, view)
+        )
         return json_response(
             PaymentOut(
                 payment_id=result.payment_id,
@@ -339,9 +338,11 @@ class PublicApi:
             ),
             Endpoint(
                 "POST", "/api/balance/charge", self.charge,
-                "Add money to the caller's balance (idempotent with Idempotency-Key)",
+                "Add money to the caller's balance (idempotent with Idempotency-Key, whose "
+                "retry is answered from its record whatever the token's status now)",
                 body=ChargeRequest, responses={200: Out(BalanceOut)},
-                errors=(VALIDATION_ERROR, NOT_OWNER), params=(IDEMPOTENCY_PARAM,), tag="money",
+                errors=(VALIDATION_ERROR, NOT_OWNER, IDEMPOTENCY_CONFLICT),
+                params=(IDEMPOTENCY_PARAM,), tag="money",
             ),
             Endpoint(
                 "GET", "/api/balance", self.balance, "The caller's balance",
@@ -354,7 +355,7 @@ class PublicApi:
                 body=PaymentRequest, responses={201: Out(PaymentOut)},
                 errors=(
                     VALIDATION_ERROR, NOT_FOUND, NOT_OWNER, HOLD_EXPIRED, SEAT_TAKEN,
-                    INSUFFICIENT_BALANCE,
+                    INSUFFICIENT_BALANCE, IDEMPOTENCY_CONFLICT,
                 ),
                 params=(IDEMPOTENCY_PARAM,), tag="money",
             ),

@@ -10,16 +10,10 @@ import hmac
 
 from starlette.requests import Request
 
-from engine.domain.waiting_room import COMPLETED, EXPIRED, PROCESSING, WAITING, TokenView
-from engine.errors import NOT_OWNER, QUEUE_WAITING, TOKEN_COMPLETED, TOKEN_EXPIRED, TOKEN_INVALID
+from engine.domain.waiting_room import EXPIRED, PROCESSING, TokenView, refusal_for
+from engine.errors import NOT_OWNER, TOKEN_INVALID
 from engine.system import EngineSystem
 from web.errors import TOKEN_MISSING, ApiError
-
-REFUSAL_OF_STATUS = {
-    WAITING: (QUEUE_WAITING, "you are still waiting in the queue"),
-    COMPLETED: (TOKEN_COMPLETED, "this token has been used for a payment; join the queue again"),
-    EXPIRED: (TOKEN_EXPIRED, "the active window of this token ran out; join the queue again"),
-}
 
 
 def bearer(request: Request) -> str:
@@ -48,16 +42,19 @@ def active_token(system: EngineSystem, request: Request) -> TokenView:
 
 
 def require_active(system: EngineSystem, view: TokenView) -> TokenView:
-    status = view.status
-    # The waiting room expires windows on its timer; a request in the gap between the
-    # deadline and that turn is already too late.
     until = view.active_until
-    if status == PROCESSING and until is not None and until <= system.clock.now():
-        status = EXPIRED
-    if status != PROCESSING:
-        code, message = REFUSAL_OF_STATUS.get(status, (TOKEN_INVALID, "token not usable"))
-        raise ApiError(code, message)
-    return view
+    if view.status == PROCESSING and (until is None or until > system.clock.now()):
+        return view
+    raise refusal_for(status_now(system, view))
+
+
+def status_now(system: EngineSystem, view: TokenView) -> str:
+    """The token's status, EXPIRED once its active window has run out: the waiting room
+    expires windows on its timer, and a request in the gap before that turn is too late."""
+    until = view.active_until
+    if view.status == PROCESSING and until is not None and until <= system.clock.now():
+        return EXPIRED
+    return view.status
 
 
 def same_user(view: TokenView, user_id: str | None) -> None:

@@ -167,8 +167,12 @@ class EngineCollector(Collector):
             "journal writer: group commits, events, failed commits",
             labels=["what"],
         )
+        healthy = GaugeMetricFamily(
+            f"{PREFIX}_journal_healthy", "1 while journal commits go through, 0 while they fail"
+        )
         store = self.runtime.store
         if store is not None:
+            healthy.add_metric([], 1 if store.journal.healthy else 0)
             writer = store.journal.stats
             journal.add_metric(["commits"], writer.commits)
             journal.add_metric(["events"], writer.events)
@@ -183,7 +187,7 @@ class EngineCollector(Collector):
             room = system.waiting_room.state
             waiting.add_metric([], len(room.waiting))
             active.add_metric([], len(room.active))
-        yield from (depth, processed, latency, waiting, active, journal)
+        yield from (depth, processed, latency, waiting, active, journal, healthy)
 
 
 class MetricsMiddleware:

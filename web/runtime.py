@@ -73,7 +73,15 @@ class Runtime:
     @property
     def ready(self) -> bool:
         system = self.system
-        return system is not None and system.ready and not self.draining
+        return system is not None and system.ready and not self.draining and system.journal.healthy
+
+    @property
+    def journal_error(self) -> str | None:
+        """Why commits fail right now, while they do."""
+        store = self.store
+        if store is None or store.journal.healthy:
+            return None
+        return store.journal.last_error or "the journal cannot commit"
 
     def engine(self) -> EngineSystem:
         """The running engine, or 503 UNAVAILABLE while it starts or after it stopped."""

@@ -230,7 +230,7 @@ class ErrorOut(ResponseModel):
 
 
 class HealthOut(ResponseModel):
-    status: Literal["ok", "ready", "starting", "draining"]
+    status: Literal["ok", "ready", "starting", "unavailable", "draining"]
     error: str | None = None
 
 
@@ -357,6 +357,8 @@ class TotalsOut(ResponseModel):
 
 
 class JournalOut(ResponseModel):
+    healthy: bool = Field(description="commits go through (false while the database fails)")
+    last_error: str | None = Field(description="why commits fail, while they do")
     commits: int
     events: int
     snapshots: int

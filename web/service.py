@@ -39,12 +39,15 @@ class ServiceRoutes:
         runtime = self.runtime
         if runtime.ready:
             return json_response(HealthOut(status="ready"))
-        status = "draining" if runtime.draining else "starting"
-        return json_response(
-            HealthOut(status=status, error=runtime.startup_error),  # type: ignore[arg-type]
-            503,
-            headers={"Retry-After": "1"},
+        journal_error = runtime.journal_error
+        health = (
+            HealthOut(status="draining")
+            if runtime.draining
+            else HealthOut(status="unavailable", error=journal_error)
+            if journal_error is not None and runtime.system is not None
+            else HealthOut(status="starting", error=runtime.startup_error)
         )
+        return json_response(health, 503, headers={"Retry-After": "1"})
 
     async def openapi(self, request: Request) -> Response:
         return Response(self._encoded, media_type="application/json")
@@ -75,7 +78,8 @@ class ServiceRoutes:
                 responses={
                     200: Out(HealthOut),
                     503: Out(HealthOut, description="starting (with the last start-up "
-                             "error, if any) or draining"),
+                             "error, if any), unavailable (the journal cannot commit: the "
+                             "database's error) or draining"),
                 },
                 tag="service", engine=False,
             ),

@@ -1,12 +1,17 @@
 """The checkout actor (one per shard of users): runs the payment flow across actors.
 
-lock the holds on each date -> debit the wallet -> sell the seats and complete the token.
+record the start durably -> lock the holds on each date -> debit the wallet -> sell the
+seats and complete the token -> record the completion.
 
-Before the debit is durable any failure puts the holds back and takes no money. Once it is
-durable the payment must complete, so the remaining steps are retried. A payment whose debit
-could not be confirmed either way, and a crash anywhere, are settled by `Resolve` from what the
-wallet holds durably: debit recorded -> complete, not recorded -> cancel. `Resolve` runs at
-recovery, and for an unconfirmed debit also `RESOLVE_AFTER` seconds later, without a restart.
+No other actor takes a step for a payment before its start is durable, so every locked or
+sold seat and every debit names a payment that the checkout knows after any fault. Before the
+debit is durable any failure puts the holds back and takes no money. Once it is durable the
+payment must complete, so the remaining steps are retried. A payment left STARTED (a debit
+that could not be confirmed either way, a step that could not be done, a failed commit of the
+checkout itself, a crash) is settled by `Resolve` from what the wallet holds durably: debit
+recorded -> complete, not recorded -> cancel. `Resolve` runs at recovery, after the checkout
+rebuilds from a failed commit, `RESOLVE_AFTER` seconds after an interrupted step, and at once
+when the buyer retries with the payment's Idempotency-Key.
 """
 
 from __future__ import annotations
@@ -23,10 +28,11 @@ import anyio
 from engine.actor import Actor
 from engine.actors.concert_date import ConcertDateActor, Lock, Sell, Unlock, live_holds
 from engine.actors.waiting_room import Complete, WaitingRoomActor
-from engine.actors.wallet import Debit, WalletActor
+from engine.actors.wallet import Debit, DebitFound, FindDebit, WalletActor
 from engine.clock import Clock
 from engine.config import EngineConfig
 from engine.domain.checkout import (
+    COMPLETED,
     STARTED,
     CheckoutCompleted,
     CheckoutFailed,
@@ -36,6 +42,7 @@ from engine.domain.checkout import (
 )
 from engine.domain.reservation import Reservation, reservation_of
 from engine.domain.seat_map import SOLD, Locked, parse_reservation_id
+from engine.domain.waiting_room import PROCESSING, refusal_for
 from engine.errors import (
     NOT_FOUND,
     VALIDATION_ERROR,
@@ -72,6 +79,9 @@ class Pay:
     user_id: str
     reservation_ids: tuple[str, ...]
     key: str | None
+    # A new payment needs a PROCESSING token; a retry with the key of an earlier payment is
+    # answered with that payment's outcome whatever the token's status now.
+    token_status: str = PROCESSING
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +98,9 @@ class PaymentResult:
     amount: int
     balance: int
     reservations: tuple[Reservation, ...]
+
+
+_UNCONFIRMED = (JournalFailed, ActorUnavailable, Overloaded)
 
 
 class CheckoutActor(Actor[Payments]):
@@ -123,21 +136,41 @@ class CheckoutActor(Actor[Payments]):
 
     async def handle(self, command: Any) -> Any:
         match command:
-            case Pay(user_id=user, reservation_ids=rids, key=key):
-                return await self._pay(user, rids, key)
+            case Pay():
+                return await self._pay(command)
             case Resolve(payment_id=pid):
                 return await self._resolve(pid)
         raise TypeError(f"unknown command {command!r}")
 
+    def on_rebuilt(self) -> None:
+        # A payment that a failed commit interrupted is settled from the other actors' records.
+        for payment in self.state.unfinished():
+            self._resolve_later(payment.payment_id)
+
     # -- the flow ----------------------------------------------------------------------------
 
-    async def _pay(self, user: str, rids: tuple[str, ...], key: str | None) -> PaymentResult:
-        earlier = self.state.completed_for_key(user, key)
-        if earlier is not None:
+    async def _pay(self, command: Pay) -> PaymentResult:
+        user, key = command.user_id, command.key
+        rids = tuple(dict.fromkeys(command.reservation_ids))
+        earlier = self.state.for_key(user, key, rids)
+        # An earlier attempt with this key that was interrupted: its real outcome first.
+        if (
+            earlier is not None
+            and earlier.status == STARTED
+            and await self._resolve(earlier.payment_id) == STARTED
+        ):
+            raise ActorUnavailable("the earlier payment with this key is being settled")
+        if earlier is not None and earlier.status == COMPLETED:
             return self._result(earlier)
+        if command.token_status != PROCESSING:
+            raise refusal_for(command.token_status)
         groups = self._group_by_date(rids)
         pid = f"pay_{secrets.token_hex(8)}"
-        self.emit([CheckoutStarted(pid, user, tuple(dict.fromkeys(rids)), key)])
+        self.emit([CheckoutStarted(pid, user, rids, key)])
+        # Durable before any other actor takes a step for it: a payment whose start were lost
+        # could leave seats sold and money taken that no checkout knows of. If this commit
+        # fails, nothing else has happened and the checkout rebuilds without it.
+        await self._last_ticket.wait()
         attempted: list[ConcertDateActor] = []
         try:
             amount = 0
@@ -154,7 +187,7 @@ class CheckoutActor(Actor[Payments]):
             balance: int = await _insist(
                 self.directory.wallet_actor(user).ask, Debit(user, amount, pid)
             )
-        except (JournalFailed, ActorUnavailable, Overloaded):
+        except _UNCONFIRMED:
             # Whether the money moved is unknown: the payment stays STARTED with its seats
             # locked until `Resolve` settles it from what the wallet holds once rebuilt.
             self._resolve_later(pid)
@@ -164,7 +197,11 @@ class CheckoutActor(Actor[Payments]):
             raise
         # The money is taken and durable: from here on the payment can only complete.
         with anyio.CancelScope(shield=True):
-            await self._complete(pid, user, attempted, amount, balance)
+            try:
+                await self._complete(pid, user, attempted, amount, balance)
+            except _UNCONFIRMED:
+                self._resolve_later(pid)
+                raise
         return self._result(self.state.payments[pid])
 
     async def _cancel(
@@ -172,14 +209,20 @@ class CheckoutActor(Actor[Payments]):
     ) -> None:
         """No money moved: put the holds back and record why the payment failed."""
         with anyio.CancelScope(shield=True):
-            for actor in attempted:
-                await _insist(actor.ask, Unlock(pid))
+            try:
+                for actor in attempted:
+                    await _insist(actor.ask, Unlock(pid))
+            except _UNCONFIRMED:
+                self._resolve_later(pid)  # no debit: `Resolve` unlocks and fails it later
+                return
             code = error.code if isinstance(error, EngineError) else "INTERNAL"
             self.emit([CheckoutFailed(pid, code)])
 
     async def _complete(
         self, pid: str, user: str, dates: list[ConcertDateActor], amount: int, balance: int
     ) -> None:
+        """Sell the seats, complete the token and record the payment; every step is
+        idempotent, so a `Resolve` may do them again after an unconfirmed one."""
         for actor in dates:
             await _insist(actor.ask, Sell(pid))
         await _insist(self.directory.waiting_room.ask, Complete(user))
@@ -193,33 +236,35 @@ class CheckoutActor(Actor[Payments]):
                 await actor.ask(release)
 
     async def _resolve(self, pid: str) -> str:
+        """Settle a STARTED payment from the wallet's durable record: its debit recorded ->
+        complete, not recorded -> cancel. Returns the payment's status afterwards (STARTED if
+        it could not be settled yet, with a later try scheduled)."""
         payment = self.state.payments.get(pid)
         if payment is None or payment.status != STARTED:
             return payment.status if payment else "UNKNOWN"
         wallet = self.directory.wallet_actor(payment.user_id)
-        if wallet.rebuilding:  # its memory may still hold a debit that never became durable
-            self._resolve_later(pid)
-            return STARTED
         dates = [actor for actor, _ in self._group_by_date(payment.reservation_ids, strict=False)]
-        debit = wallet.state.debits.get(pid)
         try:
+            debit: DebitFound | None = await wallet.ask(FindDebit(pid))
             if debit is not None:
-                await self._complete(
-                    pid, payment.user_id, dates, debit[1], wallet.state.balance(payment.user_id)
-                )
+                await self._complete(pid, payment.user_id, dates, debit.amount, debit.balance)
             else:
                 for actor in dates:
                     await _insist(actor.ask, Unlock(pid))
                 self.emit([CheckoutFailed(pid, "INTERRUPTED")])
-        except (JournalFailed, ActorUnavailable, Overloaded):
+        except _UNCONFIRMED:
             self._resolve_later(pid)  # every step is idempotent: the next try finishes it
-            raise
+            return STARTED
         return self.state.payments[pid].status
 
     def _resolve_later(self, pid: str) -> None:
         def resolve() -> None:
-            with contextlib.suppress(EngineError):  # stopped meanwhile: recovery settles it
+            try:
                 self.tell(Resolve(pid))
+            except Overloaded:
+                self._resolve_later(pid)
+            except EngineError:
+                pass  # stopped meanwhile: recovery settles it
 
         self.clock.call_at(self.clock.now() + RESOLVE_AFTER, resolve)
 

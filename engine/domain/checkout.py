@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from engine.errors import IDEMPOTENCY_CONFLICT, Refused
 from engine.events import Event, register
 
 STARTED = "STARTED"
@@ -61,13 +62,25 @@ class Payments:
         self.payments: dict[str, Payment] = {}
         self.by_key: dict[tuple[str, str], str] = {}
 
-    def completed_for_key(self, user_id: str, key: str | None) -> Payment | None:
-        """A completed payment made earlier with this Idempotency-Key, if any."""
+    def for_key(
+        self, user_id: str, key: str | None, reservation_ids: tuple[str, ...] | None = None
+    ) -> Payment | None:
+        """The payment made earlier with this Idempotency-Key (started or completed; a failed
+        one took nothing and frees its key), if any. Given the reservations of a retry, a key
+        that paid for others is refused with IDEMPOTENCY_CONFLICT."""
         if key is None:
             return None
         pid = self.by_key.get((user_id, key))
         payment = self.payments.get(pid) if pid else None
-        return payment if payment is not None and payment.status == COMPLETED else None
+        if (
+            payment is not None
+            and reservation_ids is not None
+            and set(reservation_ids) != set(payment.reservation_ids)
+        ):
+            raise Refused(
+                IDEMPOTENCY_CONFLICT, "this Idempotency-Key was used to pay other reservations"
+            )
+        return payment
 
     def unfinished(self) -> list[Payment]:
         return [p for p in self.payments.values() if p.status == STARTED]

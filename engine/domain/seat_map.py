@@ -350,9 +350,14 @@ def make_reservation_id(concert_id: str, date: str, seat: int, hold_no: int) -> 
 def parse_reservation_id(reservation_id: str) -> tuple[str, str, int] | None:
     """(concert id, date, seat) named by a reservation id, or None if it is not one."""
     parts = reservation_id.split(".")
-    if len(parts) != 4 or not parts[2].isdigit() or not parts[3].isdigit():
+    if len(parts) != 4 or not _is_number(parts[2]) or not _is_number(parts[3]):
         return None
     return parts[0], parts[1], int(parts[2])
+
+
+def _is_number(text: str) -> bool:
+    # ASCII digits only: `"²".isdigit()` is true, yet `int("²")` raises.
+    return text.isascii() and text.isdigit() and len(text) <= 18
 
 
 def reservation_seat(reservation_id: str) -> int | None:

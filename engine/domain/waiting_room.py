@@ -19,13 +19,33 @@ from typing import Any, ClassVar
 
 from sortedcontainers import SortedList
 
-from engine.errors import VALIDATION_ERROR, Refused
+from engine.errors import (
+    QUEUE_WAITING,
+    TOKEN_COMPLETED,
+    TOKEN_EXPIRED,
+    TOKEN_INVALID,
+    VALIDATION_ERROR,
+    Refused,
+)
 from engine.events import Event, register
 
 WAITING = "WAITING"
 PROCESSING = "PROCESSING"
 COMPLETED = "COMPLETED"
 EXPIRED = "EXPIRED"
+
+_REFUSAL_OF_STATUS = {
+    WAITING: (QUEUE_WAITING, "you are still waiting in the queue"),
+    COMPLETED: (TOKEN_COMPLETED, "this token has been used for a payment; join the queue again"),
+    EXPIRED: (TOKEN_EXPIRED, "the active window of this token ran out; join the queue again"),
+}
+
+
+def refusal_for(status: str) -> Refused:
+    """Why a token of `status` may not make a new hold, charge or payment."""
+    code, message = _REFUSAL_OF_STATUS.get(status, (TOKEN_INVALID, "token not usable"))
+    return Refused(code, message)
+
 
 RATE_WINDOW = 10  # admissions the measured admission rate is averaged over
 
@@ -130,7 +150,9 @@ class WaitingRoom:
     def seq_for(self, token: str) -> int | None:
         """The sequence number a genuine token names; None for anything forged or malformed."""
         head, dot, _ = token.partition(".")
-        if not dot or not head.isdigit() or len(head) > 18:
+        # ASCII only: `"²".isdigit()` is true, yet `int("²")` raises, and `compare_digest`
+        # raises on a str that is not ASCII.
+        if not dot or not token.isascii() or not head.isdigit() or len(head) > 18:
             return None
         seq = int(head)
         genuine = self._checked.get(seq)

@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from engine.errors import INSUFFICIENT_BALANCE, VALIDATION_ERROR, Refused
+from engine.domain.waiting_room import PROCESSING, refusal_for
+from engine.errors import IDEMPOTENCY_CONFLICT, INSUFFICIENT_BALANCE, VALIDATION_ERROR, Refused
 from engine.events import Event, register
 
 MAX_CHARGE = 10**9
@@ -45,16 +46,24 @@ class Wallets:
     def balance(self, user_id: str) -> int:
         return self.balances.get(user_id, 0)
 
-    def charge(self, user_id: str, amount: int, key: str | None) -> tuple[list[Event], int]:
-        """Events of a charge and the balance to report once they are applied."""
+    def charge(
+        self, user_id: str, amount: int, key: str | None, token_status: str = PROCESSING
+    ) -> tuple[list[Event], int]:
+        """Events of a charge and the balance to report once they are applied.
+
+        A charge retried with its key is answered from its record whatever the token's status
+        now (the buyer may have paid since); a new charge needs a PROCESSING token.
+        """
         if key is not None and (user_id, key) in self.charges:
             earlier_amount, balance_after = self.charges[(user_id, key)]
             if earlier_amount != amount:
                 raise Refused(
-                    VALIDATION_ERROR,
+                    IDEMPOTENCY_CONFLICT,
                     "this Idempotency-Key was used for a different amount",
                 )
             return [], balance_after
+        if token_status != PROCESSING:
+            raise refusal_for(token_status)
         if isinstance(amount, bool) or not isinstance(amount, int) or not 1 <= amount <= MAX_CHARGE:
             raise Refused(VALIDATION_ERROR, f"amount must be an integer from 1 to {MAX_CHARGE}")
         after = self.balance(user_id) + amount

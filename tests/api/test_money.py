@@ -30,7 +30,7 @@ async def test_charge_is_idempotent_with_an_idempotency_key(api: Api) -> None:
     assert first.json()["balance"] == retry.json()["balance"] == 300
     assert (await api.charge(user, 300, key="top-up-2")).json()["balance"] == 600
     conflicting = await api.charge(user, 999, key="top-up-1")
-    assert (conflicting.status_code, error_code(conflicting)) == (422, "VALIDATION_ERROR")
+    assert (conflicting.status_code, error_code(conflicting)) == (409, "IDEMPOTENCY_CONFLICT")
     assert await api.balance(user) == 600
 
 
@@ -114,6 +114,26 @@ async def test_payment_is_idempotent_even_once_the_token_is_completed(api: Api) 
     fresh = User(user.user_id, again.json()["token"])
     await api.until_status(fresh, "PROCESSING")
     assert await api.balance(fresh) == 400
+
+
+async def test_a_payment_key_reused_for_other_reservations_is_a_conflict(api: Api) -> None:
+    user = await api.admitted()
+    first, second = await held(api, user, price=100, seats=2)
+    await api.charge(user, 500)
+    assert (await api.pay(user, first["reservationId"], key="pay-1")).status_code == 201
+    reused = await api.pay(user, second["reservationId"], key="pay-1")
+    assert (reused.status_code, error_code(reused)) == (409, "IDEMPOTENCY_CONFLICT")
+
+
+async def test_a_charge_retried_after_paying_is_answered_from_its_record(api: Api) -> None:
+    user = await api.admitted()
+    (hold,) = await held(api, user, price=100)
+    charged = await api.charge(user, 500, key="top-up")
+    assert (await api.pay(user, hold["reservationId"], key="pay-1")).status_code == 201
+    retry = await api.charge(user, 500, key="top-up")
+    assert (retry.status_code, retry.json()) == (200, charged.json())
+    fresh = await api.charge(user, 500, key="another")
+    assert (fresh.status_code, error_code(fresh)) == (403, "TOKEN_COMPLETED")
 
 
 async def test_insufficient_balance_takes_nothing_and_keeps_the_hold(api: Api) -> None:

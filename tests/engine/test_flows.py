@@ -11,7 +11,7 @@ from engine.clock import ManualClock
 from engine.config import EngineConfig
 from engine.domain.checkout import Payment
 from engine.domain.reservation import Reservation
-from engine.errors import EngineError, JournalFailed, Refused
+from engine.errors import ActorUnavailable, EngineError, JournalFailed, Refused
 from engine.journal import CommitTicket, JournalRecord, MemoryJournal
 from engine.system import EngineSystem
 from tests.engine.conftest import CONCERT, DATE, OTHER_DATE, PRICE, admitted, catalog
@@ -237,7 +237,7 @@ async def test_failed_commit_during_payment_takes_no_money(
     await admitted(system, clock, "ann")
     await system.charge("ann", 1_000)
     hold = await system.hold("ann", CONCERT, DATE, 1)
-    journal.fail_next(2)  # the checkout start and the lock
+    journal.fail_next(1)  # the checkout's start: nothing else may happen for the payment
     with pytest.raises(EngineError):
         await system.pay("ann", [hold.reservation_id])
     await clock.advance(0)
@@ -402,3 +402,22 @@ def seat_status(system: EngineSystem, seat: int, date: str = DATE) -> str:
     actor = system.date_actor(CONCERT, date)
     assert actor is not None
     return actor.state.seats[seat - 1].status
+
+
+async def test_while_the_journal_is_down_commands_are_refused_at_once_and_reads_go_on(
+    system: EngineSystem, journal: MemoryJournal, clock: ManualClock
+) -> None:
+    await admitted(system, clock, "ann")
+    hold = await system.hold("ann", CONCERT, DATE, 1)
+    journal.healthy = False
+    with pytest.raises(ActorUnavailable):
+        await system.hold("ann", CONCERT, DATE, 2)
+    with pytest.raises(ActorUnavailable):
+        await system.charge("ann", 100)
+    await clock.advance(301)  # the hold lapses, but its expiry cannot be made durable yet
+    assert seat_status(system, 1) == "HELD"
+    assert [r.reservation_id for r in system.reservations_of("ann")] == [hold.reservation_id]
+    journal.healthy = True
+    await clock.advance(1)  # the deferred timer turn runs once the journal commits again
+    assert seat_status(system, 1) == "AVAILABLE"
+    assert (await system.hold("ann", CONCERT, DATE, 2)).status == "HELD"

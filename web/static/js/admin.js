@@ -134,6 +134,11 @@ function renderTotals(overview) {
   $("t-failed").textContent = fmt(pick(totals, "paymentsFailed"));
   $("t-websockets").textContent = fmt(pick(overview, "websockets"));
   $("t-commits").textContent = fmt(pick(journal, "commits"));
+  const healthy = pick(journal, "healthy") !== false;
+  const health = $("t-journal");
+  health.dataset.state = healthy ? "ok" : "failing";
+  health.textContent = healthy ? "committing" : "FAILING";
+  health.title = healthy ? "" : pick(journal, "lastError") ?? "";
 }
 
 // -- the waiting room ------------------------------------------------------------------------
