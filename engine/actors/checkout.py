@@ -264,8 +264,10 @@ class CheckoutActor(Actor[Payments]):
             try:
                 return await self.directory.ask(command)
             except _UNCONFIRMED as error:
-                if attempt == RETRIES - 1:
-                    log.error("giving up on %r (%s); recovery will finish it", command, error)
+                if attempt == RETRIES - 1 or not self.journal.healthy:
+                    # A later `Resolve` finishes it (retrying while the journal cannot commit
+                    # would only keep the buyer waiting).
+                    log.warning("giving up on %r for now (%s)", command, error)
                     raise
                 await anyio.sleep(delay)
                 delay = min(delay * 4, 1.0)

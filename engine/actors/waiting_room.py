@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import secrets
 from typing import Any
 
@@ -10,8 +11,8 @@ from engine.actor import Actor
 from engine.clock import Clock
 from engine.commands import Command, CompleteToken, Configure, Join, OpenRoom
 from engine.config import EngineConfig
-from engine.domain.waiting_room import RoomOpened, WaitingRoom
-from engine.journal import Journal
+from engine.domain.waiting_room import Admitted, RoomOpened, WaitingRoom
+from engine.journal import ActorHistory, Journal
 from engine.views import QueuePosition, RoomSettings, TokenView
 
 KEY = "waiting-room"
@@ -28,6 +29,7 @@ class WaitingRoomActor(Actor[WaitingRoom]):
             clock=clock,
             **config.actor_options(),
         )
+        self._admitting: set[int] = set()
 
     def initial_state(self) -> WaitingRoom:
         c = self.config
@@ -64,8 +66,20 @@ class WaitingRoomActor(Actor[WaitingRoom]):
         raise TypeError(f"unknown command {command!r}")
 
     def on_expire_due(self, now: float) -> Any:
-        self.emit(self.state.tick(now))
+        events = self.state.tick(now)
+        self.emit(events)
+        for event in events:
+            if isinstance(event, Admitted):
+                # Admitted in memory, not yet durably: the gate keeps these tokens waiting
+                # until the commit, as a failed one would take the admission back.
+                self._admitting.update(event.seqs)
+                done = functools.partial(self._admitting.difference_update, event.seqs)
+                self._last_ticket.on_commit(done)
         return None
+
+    def restore(self, history: ActorHistory | None) -> None:
+        super().restore(history)
+        self._admitting.clear()
 
     def state_weight(self) -> int:
         return len(self.state.user_of)
@@ -73,8 +87,12 @@ class WaitingRoomActor(Actor[WaitingRoom]):
     # -- read views (no mailbox, no waiting behind writes) -------------------------------------
 
     def lookup(self, token: str) -> TokenView | None:
-        """The token gate's view of a token; None for anything forged or malformed."""
-        return self.state.lookup(token, self.clock.now())
+        """The token gate's view of a token; None for anything forged or malformed. A token
+        whose admission is not durable yet still reads WAITING (without a rank)."""
+        view = self.state.lookup(token, self.clock.now())
+        if view is not None and self._admitting and view.seq in self._admitting:
+            return dataclasses.replace(view, status="WAITING", active_until=None)
+        return view
 
     def position(self, seq: int) -> QueuePosition | None:
         """Rank and ETA of a waiting token; None unless it is waiting."""

@@ -422,3 +422,44 @@ async def test_while_the_journal_is_down_commands_are_refused_at_once_and_reads_
     await clock.advance(1)  # the deferred timer turn runs once the journal commits again
     assert seat_status(system, 1) == "AVAILABLE"
     assert (await hold(system, "ann", CONCERT, DATE, 2)).status == "HELD"
+
+
+class SlowAdmissions(MemoryJournal):
+    """Commits at once, except admissions, whose commit waits for `settle_admissions`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pending: list[tuple[Sequence[JournalRecord], CommitTicket]] = []
+
+    def append(self, records: Sequence[JournalRecord]) -> CommitTicket:
+        if any(r.event.kind == "room.admitted" for r in records):
+            ticket = CommitTicket()
+            self.pending.append((records, ticket))
+            return ticket
+        return super().append(records)
+
+    def settle_admissions(self, *, fail: bool) -> None:
+        for records, ticket in self.pending:
+            if fail:
+                self._failed({r.actor_key for r in records})  # poisons the room: it rebuilds
+                ticket.fail(JournalFailed("lost"))
+            else:
+                self.records.extend(records)
+                ticket.resolve()
+        self.pending.clear()
+
+
+@pytest.mark.parametrize("fails", [False, True], ids=["commits", "fails"])
+async def test_an_admission_shows_only_once_it_is_durable(
+    clock: ManualClock, config: EngineConfig, fails: bool
+) -> None:
+    journal = SlowAdmissions()
+    engine = EngineSystem(journal, config=config, clock=clock, catalog=catalog())
+    async with engine.running():
+        ann = await join(engine, "ann")
+        await clock.advance(config.admit_interval_seconds)
+        assert status(engine, ann.token) == "WAITING"  # admitted in memory, not yet durably
+        journal.settle_admissions(fail=fails)
+        await clock.advance(0)
+        # A failed admission was taken back and is being made again (not yet durable either).
+        assert status(engine, ann.token) == ("WAITING" if fails else "PROCESSING")

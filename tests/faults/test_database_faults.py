@@ -169,13 +169,6 @@ def test_payments_through_a_cut_a_freeze_and_a_drop_keep_every_promise(outcome: 
     assert outcome.result.ok, outcome.report
 
 
-@pytest.mark.xfail(
-    reason="issue #14, open: requests (charges, holds, payments) sent as a freeze or a drop "
-    "begins are answered after more than 10 s: appends queued behind the stuck commit wait for "
-    "its 5 s deadline and then for the next group's reconnect (3 s connect timeout), a payment "
-    "also for its cancel's retries",
-    strict=False,
-)
 def test_every_request_is_answered_within_the_bound_while_the_database_is_down(
     outcome: Outcome,
 ) -> None:
