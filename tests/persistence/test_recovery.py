@@ -10,7 +10,7 @@ from engine.commands import CompleteToken
 from engine.domain.seat_map import AVAILABLE, HELD, SOLD
 from engine.errors import Refused
 from engine.system import EngineSystem
-from tests.commands import charge, hold, join, pay, release
+from tests.commands import charge, hold, join, pay, release, room_durable
 from tests.persistence.conftest import (
     CONCERT,
     DATE,
@@ -50,6 +50,7 @@ async def test_waiting_room_order_and_statuses_survive_a_restart(database_url: s
         ]
         assert [view.rank for view in after if view][3:] == [1, 2, 3, 4, 5]
         await clock.advance(config.admit_interval_seconds)  # admission goes on where it stopped
+        await room_durable(system)
         assert [system.token(t).status for t in tokens[3:]] == [  # type: ignore[union-attr]
             *["PROCESSING"] * 3,
             *["WAITING"] * 2,
