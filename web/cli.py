@@ -5,7 +5,7 @@
 Flags override the environment (DESIGN.md, "Configuration"). It prints the URL and the admin
 token (a random one unless ADMIN_TOKEN is set). SIGTERM or Ctrl-C drains: no new connections,
 websockets closed with 1001, in-flight requests and queued actor turns finished, the journal
-flushed; then the process exits.
+flushed; then the process exits. No log line carries a token (web.logs).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from starlette.applications import Starlette
 
 from persistence.database import normalize_url
 from web.app import create_app
+from web.logs import redact_tokens
 from web.runtime import Runtime
 from web.settings import Settings, SettingsError
 
@@ -117,6 +118,7 @@ def serve(settings: Settings, log_level: str = "info") -> int:
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
         backlog=BACKLOG,
     )
+    redact_tokens()  # uvicorn.Config has just configured its loggers
     print(f"concert-queue on {settings.url}", flush=True)
     print(f"database: {settings.database_url}", flush=True)
     if settings.admin_token_generated:

@@ -27,7 +27,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 
 class StartServer(Protocol):
-    def __call__(self, env: dict[str, str], *, wait_ready: bool = True) -> Server: ...
+    def __call__(
+        self, env: dict[str, str], *, wait_ready: bool = True, log_level: str = "warning"
+    ) -> Server: ...
 
 
 @pytest.fixture
@@ -36,9 +38,12 @@ def start_server(tmp_path: Path) -> Iterator[StartServer]:
     with contextlib.ExitStack() as started:
         count = itertools.count()
 
-        def start(env: dict[str, str], *, wait_ready: bool = True) -> Server:
+        def start(
+            env: dict[str, str], *, wait_ready: bool = True, log_level: str = "warning"
+        ) -> Server:
             directory = tmp_path / f"server-{next(count)}"
-            return started.enter_context(running_server(directory, env, wait_ready=wait_ready))
+            server = running_server(directory, env, wait_ready=wait_ready, log_level=log_level)
+            return started.enter_context(server)
 
         yield start
 

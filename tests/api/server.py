@@ -36,6 +36,7 @@ class Server:
 
     directory: Path
     env: dict[str, str]
+    log_level: str = "warning"
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
     starts: int = 0
@@ -64,7 +65,7 @@ class Server:
         command = [
             sys.executable, "-m", "web", "serve",
             "--host", "127.0.0.1", "--port", str(self.port),
-            "--database-url", self.database_url, "--log-level", "warning",
+            "--database-url", self.database_url, "--log-level", self.log_level,
         ]  # fmt: skip
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(
@@ -103,11 +104,11 @@ class Server:
 
 @contextmanager
 def running_server(
-    directory: Path, env: dict[str, str], *, wait_ready: bool = True
+    directory: Path, env: dict[str, str], *, wait_ready: bool = True, log_level: str = "warning"
 ) -> Iterator[Server]:
     """A started server in `directory` (made if need be), stopped when the block ends."""
     directory.mkdir(parents=True, exist_ok=True)
-    server = Server(directory, env)
+    server = Server(directory, env, log_level=log_level)
     try:
         server.start(wait_ready=wait_ready)
         yield server
