@@ -35,6 +35,9 @@ OVERLOADED = "OVERLOADED"
 UNAVAILABLE = "UNAVAILABLE"
 INTERNAL = "INTERNAL"
 METHOD_NOT_ALLOWED = "METHOD_NOT_ALLOWED"
+# Answered by the HTTP protocol itself (web.protocol) before a request reaches the app.
+REQUEST_TIMEOUT = "REQUEST_TIMEOUT"
+HEADERS_TOO_LARGE = "HEADERS_TOO_LARGE"
 
 STATUS_OF_CODE: dict[str, int] = {
     TOKEN_MISSING: 401,
@@ -45,6 +48,8 @@ STATUS_OF_CODE: dict[str, int] = {
     codes.NOT_OWNER: 403,
     codes.NOT_FOUND: 404,
     METHOD_NOT_ALLOWED: 405,
+    REQUEST_TIMEOUT: 408,
+    HEADERS_TOO_LARGE: 431,
     codes.VALIDATION_ERROR: 422,
     codes.SEAT_TAKEN: 409,
     codes.HOLD_LIMIT: 409,

@@ -28,7 +28,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 class StartServer(Protocol):
     def __call__(
-        self, env: dict[str, str], *, wait_ready: bool = True, log_level: str = "warning"
+        self,
+        env: dict[str, str],
+        *,
+        wait_ready: bool = True,
+        log_level: str = "warning",
+        open_files: int | None = None,
     ) -> Server: ...
 
 
@@ -39,10 +44,16 @@ def start_server(tmp_path: Path) -> Iterator[StartServer]:
         count = itertools.count()
 
         def start(
-            env: dict[str, str], *, wait_ready: bool = True, log_level: str = "warning"
+            env: dict[str, str],
+            *,
+            wait_ready: bool = True,
+            log_level: str = "warning",
+            open_files: int | None = None,
         ) -> Server:
             directory = tmp_path / f"server-{next(count)}"
-            server = running_server(directory, env, wait_ready=wait_ready, log_level=log_level)
+            server = running_server(
+                directory, env, wait_ready=wait_ready, log_level=log_level, open_files=open_files
+            )
             return started.enter_context(server)
 
         yield start
