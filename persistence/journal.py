@@ -47,6 +47,7 @@ from sqlalchemy import Engine
 
 from engine.errors import JournalFailed
 from engine.journal import ActorHistory, CommitTicket, FailureListener, JournalRecord, Snapshot
+from engine.views import JournalStats
 from persistence.history import load_histories
 from persistence.rows import EncodedRow, GroupWriter, SnapshotRow, encode_records, encode_state
 
@@ -148,6 +149,17 @@ class SqlJournal:
             self._queue.append(_SnapshotWrite(snapshot.actor_key, snapshot.actor_seq, state))
             if self._thread_waits:
                 self._work.notify()
+
+    def report(self) -> JournalStats:
+        stats = self.stats
+        return JournalStats(
+            self.healthy,
+            None if self.healthy else self.last_error or "the journal cannot commit",
+            stats.commits,
+            stats.events,
+            stats.snapshots,
+            stats.failures,
+        )
 
     def on_failure(self, listener: FailureListener) -> None:
         self._listeners.append(listener)

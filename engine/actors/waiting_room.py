@@ -4,36 +4,17 @@ from __future__ import annotations
 
 import dataclasses
 import secrets
-from dataclasses import dataclass
 from typing import Any
 
 from engine.actor import Actor
 from engine.clock import Clock
+from engine.commands import Command, CompleteToken, Configure, Join, OpenRoom
 from engine.config import EngineConfig
-from engine.domain.waiting_room import RoomOpened, RoomSettings, TokenView, WaitingRoom
+from engine.domain.waiting_room import RoomOpened, WaitingRoom
 from engine.journal import Journal
+from engine.views import QueuePosition, RoomSettings, TokenView
 
 KEY = "waiting-room"
-
-
-@dataclass(frozen=True, slots=True)
-class Open:
-    """Sent once at start: give a new room its token secret."""
-
-
-@dataclass(frozen=True, slots=True)
-class Join:
-    user_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class Complete:
-    user_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class Configure:
-    changes: tuple[tuple[str, Any], ...]
 
 
 class WaitingRoomActor(Actor[WaitingRoom]):
@@ -61,9 +42,9 @@ class WaitingRoomActor(Actor[WaitingRoom]):
         room.load_snapshot(data)
         return room
 
-    def decide(self, command: Any) -> Any:
+    def decide(self, command: Command[Any]) -> Any:
         match command:
-            case Open():
+            case OpenRoom():
                 if not self.state.secret:
                     self.emit([RoomOpened(secrets.token_hex(32))])
                 return None
@@ -72,7 +53,7 @@ class WaitingRoomActor(Actor[WaitingRoom]):
                 self.emit(events)
                 view = self.state.view(self.state.seq_of[user], self.clock.now())
                 return dataclasses.replace(view, new=bool(events))
-            case Complete(user_id=user):
+            case CompleteToken(user_id=user):
                 current = self.state.current_seq(user)
                 if current is not None:
                     self.emit(self.state.complete(current))
@@ -89,7 +70,17 @@ class WaitingRoomActor(Actor[WaitingRoom]):
     def state_weight(self) -> int:
         return len(self.state.user_of)
 
+    # -- read views (no mailbox, no waiting behind writes) -------------------------------------
+
     def lookup(self, token: str) -> TokenView | None:
-        """Read view for the token gate: no mailbox, no waiting behind writes."""
-        seq = self.state.seq_for(token)
-        return self.state.view(seq, self.clock.now(), token=token) if seq is not None else None
+        """The token gate's view of a token; None for anything forged or malformed."""
+        return self.state.lookup(token, self.clock.now())
+
+    def position(self, seq: int) -> QueuePosition | None:
+        """Rank and ETA of a waiting token; None unless it is waiting."""
+        room = self.state
+        rank = room.rank_of(seq)
+        return QueuePosition(rank, room.eta(rank, self.clock.now())) if rank is not None else None
+
+    def user_of(self, seq: int) -> str | None:
+        return self.state.user_of.get(seq)

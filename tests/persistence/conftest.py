@@ -125,5 +125,6 @@ async def engine_on(
 def durable_state(system: EngineSystem) -> dict[str, Any]:
     """Every actor's state as its snapshot shows it, in JSON form (tuples become lists)."""
     return {
-        actor.key: json.loads(json.dumps(actor.state.to_snapshot())) for actor in system.actors()
+        actor.key: json.loads(json.dumps(actor.state.to_snapshot()))
+        for actor in system.all_actors()
     }
