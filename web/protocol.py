@@ -145,6 +145,8 @@ def protocol_class(guard: Guard) -> type[GuardedHttpToolsProtocol]:
 
 
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
+    # The hooks run on every request call HttpToolsProtocol's methods by name: super() would
+    # build an object per call.
     guard: ClassVar[Guard]
 
     # What the current request head may still take; READING_BODY while its body is read.
@@ -191,7 +193,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         left = self._room - len(data)
         if left >= 0:
             self._room = left
-            super().data_received(data)
+            HttpToolsProtocol.data_received(self, data)
         else:
             self._head_past_room(data, self._room)
 
@@ -210,7 +212,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._room = READING_BODY
-        super().on_headers_complete()
+        HttpToolsProtocol.on_headers_complete(self)
 
     def on_message_complete(self) -> None:
         self._room = self._max_head
@@ -219,11 +221,11 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._owed_since = (
             self.loop.time() if cycle is not None and cycle.response_complete else None
         )
-        super().on_message_complete()
+        HttpToolsProtocol.on_message_complete(self)
 
     def on_response_complete(self) -> None:
         pipelined = bool(self.pipeline)
-        super().on_response_complete()
+        HttpToolsProtocol.on_response_complete(self)
         if not pipelined and not self.cycle.more_body:
             self._owed_since = self.loop.time()
 
