@@ -520,12 +520,22 @@ class Actor(ABC, Generic[S]):
 
     async def _rebuild(self) -> None:
         delay = 0.05
+        failures = 0
         while True:
+            if not self.journal.healthy:
+                # Wait for the journal's own probe to find the database again, rather than
+                # have every poisoned actor try it (and wait on the connection pool) at once.
+                await anyio.sleep(JOURNAL_RETRY / 5)
+                continue
             try:
                 histories = await self.journal.load([self.key])
                 break
-            except Exception:
-                log.exception("reloading %s failed; retrying", self.key)
+            except Exception as error:
+                failures += 1
+                if failures == 1:
+                    log.exception("reloading %s failed; retrying", self.key)
+                else:
+                    log.warning("reloading %s failed again: %s", self.key, error)
                 await anyio.sleep(delay)
                 delay = min(delay * 2, REBUILD_RETRY_MAX)
         self.restore(histories.get(self.key))
