@@ -76,8 +76,15 @@ def load_histories(engine: Engine, keys: list[str] | None) -> dict[str, ActorHis
         try:
             with deadline:
                 return _load(cursor, p, keys)
+        except BaseException:
+            # The driver's error does not pass through SQLAlchemy, which would otherwise put
+            # a broken connection (cut by its deadline, or whose server went away) back in
+            # the pool for the next load to fail on.
+            conn.invalidate()
+            raise
         finally:
-            cursor.close()
+            with contextlib.suppress(Exception):  # a cut connection may fail to close a cursor
+                cursor.close()
 
 
 def _load(cursor: Any, p: str, keys: list[str] | None) -> dict[str, ActorHistory]:

@@ -50,6 +50,7 @@ from engine.errors import JournalFailed
 from engine.journal import ActorHistory, CommitTicket, FailureListener, JournalRecord, Snapshot
 from engine.views import JournalStats
 from persistence.history import load_histories
+from persistence.lease import Fenced, Lease
 from persistence.rows import EncodedRow, GroupWriter, SnapshotRow, encode_records, encode_state
 
 log = logging.getLogger(__name__)
@@ -93,13 +94,19 @@ class SqlJournal:
     """The engine's journal port on a SQL database, with group commit by a writer thread."""
 
     def __init__(
-        self, engine: Engine, *, max_batch: int = MAX_BATCH, linger: float = LINGER
+        self,
+        engine: Engine,
+        *,
+        max_batch: int = MAX_BATCH,
+        linger: float = LINGER,
+        lease: Lease | None = None,
     ) -> None:
         self.engine = engine
         self.max_batch = max_batch
         self.linger = linger
+        self.lease = lease
         self.stats = WriterStats()
-        self._writer = GroupWriter(engine)
+        self._writer = GroupWriter(engine, lease)
         # Shared with the writer thread; every access holds `_lock`.
         self._lock = threading.Lock()
         self._work = threading.Condition(self._lock)
@@ -113,6 +120,8 @@ class SqlJournal:
         # False from a failed commit until a commit or a probe of the database succeeds.
         # Written by the writer thread only; a plain attribute, as every ask reads it.
         self.healthy = True
+        # Our lease was taken over (persistence/lease.py): unhealthy for good.
+        self.fenced = False
         self.last_error: str | None = None
         # The event loop's side.
         self._listeners: list[FailureListener] = []
@@ -227,7 +236,8 @@ class SqlJournal:
                     self._unhealthy(error)
                     self._lose(batch, error)
                 else:
-                    self.healthy, self.last_error = True, None
+                    if not self.fenced:
+                        self.healthy, self.last_error = True, None
                     self._post(self._resolve, batch)
                 with self._lock:
                     self._in_flight = []
@@ -242,17 +252,32 @@ class SqlJournal:
     def _probe(self) -> None:
         """Try the database after a failed commit, so that commands are taken again as soon
         as it answers (while the journal is unhealthy, actors refuse them at once)."""
+        if self.fenced:
+            return
         try:
             self._writer.probe()
         except Exception as error:
             self._unhealthy(error)
         else:
             log.info("journal: the database answers again")
-            self.healthy, self.last_error = True, None
+            if not self.fenced:
+                self.healthy, self.last_error = True, None
 
     def _unhealthy(self, error: Exception) -> None:
+        if isinstance(error, Fenced):
+            self.fence(str(error))
+            return
         self.healthy = False
-        self.last_error = f"{type(error).__name__}: {error}".strip()[:500]
+        if not self.fenced:
+            self.last_error = f"{type(error).__name__}: {error}".strip()[:500]
+
+    def fence(self, why: str) -> None:
+        """Another instance owns our lease now: commit nothing more, ever (any thread)."""
+        if not self.fenced:
+            log.critical("journal fenced: %s; this instance commits nothing more", why)
+        self.fenced = True
+        self.healthy = False
+        self.last_error = f"fenced: {why}"
 
     def _next_batch(self) -> list[_Entry] | None:
         """Wait for work; None once closing with nothing left (or abandoned); an empty batch

@@ -24,7 +24,8 @@ from types import FrameType
 
 import uvicorn
 
-from persistence.database import normalize_url
+from persistence.database import connect, ensure_schema, normalize_url
+from persistence.lease import LeaseHeld, blocker
 from web.app import create_app
 from web.limits import Limits
 from web.logs import redact_tokens
@@ -105,6 +106,10 @@ def raise_open_files_limit() -> None:
 
 
 def serve(settings: Settings, log_level: str = "info") -> int:
+    refusal = another_instance(settings.database_url)
+    if refusal is not None:
+        print(f"concert-queue: {refusal}", file=sys.stderr)
+        return 2
     raise_open_files_limit()
     limits = Limits.for_process(settings)
     guard = Guard(limits)
@@ -142,6 +147,21 @@ def serve(settings: Settings, log_level: str = "info") -> int:
     server = DrainingServer(config, runtime, guard)
     server.run()
     return 0 if server.started else 1
+
+
+def another_instance(url: str) -> str | None:
+    """Why this instance must not start: another one serves the database (persistence/lease.py).
+    None also when the database cannot be reached yet (the service then retries opening it)."""
+    engine = connect(url)
+    try:
+        ensure_schema(engine)
+        return blocker(engine, mode="exclusive")
+    except LeaseHeld as held:
+        return str(held)
+    except Exception:
+        return None
+    finally:
+        engine.dispose()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

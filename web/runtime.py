@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
+import signal
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
@@ -23,6 +25,7 @@ from anyio.abc import TaskStatus
 from engine.face import Engine
 from engine.system import EngineSystem
 from persistence import Store, open_store
+from persistence.lease import ENGINE as ENGINE_LEASE
 from web.errors import UNAVAILABLE, UNAVAILABLE_RETRY_AFTER, ApiError
 from web.hub import GOING_AWAY, Hub
 from web.metrics import Metrics
@@ -33,6 +36,7 @@ log = logging.getLogger(__name__)
 StoreOpener = Callable[[Settings], AbstractAsyncContextManager[Store]]
 
 SHUTDOWN_TIMEOUT = 30.0
+FENCE_CHECK_EVERY = 1.0  # seconds between two looks at whether the journal was fenced
 
 
 # Young collections every 50,000 allocations rather than 700: a request allocates hundreds of
@@ -52,7 +56,10 @@ def freeze_long_lived() -> None:
 
 
 def open_configured_store(settings: Settings) -> AbstractAsyncContextManager[Store]:
-    return open_store(settings.database_url, demo_seats=settings.engine.seats_per_date)
+    # The embedded engine owns every shard of the journal: no other instance beside it.
+    return open_store(
+        settings.database_url, demo_seats=settings.engine.seats_per_date, lease=ENGINE_LEASE
+    )
 
 
 class Runtime:
@@ -162,6 +169,13 @@ class Runtime:
             self._system, self.startup_error = system, None
             dates = sum(len(c.dates) for c in system.concerts())
             log.info("ready: %d concerts, %d dates", len(system.concerts()), dates)
-            await self._stop.wait()
+            while not self._stop.is_set():
+                with anyio.move_on_after(FENCE_CHECK_EVERY):
+                    await self._stop.wait()
+                if store.journal.fenced:
+                    # Another instance took the database over: this one serves nothing more.
+                    log.critical("%s; stopping this instance", store.journal.last_error)
+                    os.kill(os.getpid(), signal.SIGTERM)
+                    await self._stop.wait()
             log.info("stopping the actors and flushing the journal")
         log.info("engine stopped")
