@@ -139,7 +139,8 @@ class Journal(Protocol):
         ...
 
     def save_snapshot(self, snapshot: Snapshot) -> None:
-        """Store a snapshot after the records it covers; a lost snapshot only slows recovery."""
+        """Store a snapshot after the records it covers; a lost snapshot only slows recovery.
+        Dropped while the actor's key is poisoned (its state may hold lost events)."""
         ...
 
     def on_failure(self, listener: FailureListener) -> None:
@@ -211,6 +212,8 @@ class MemoryJournal:
         return ticket
 
     def save_snapshot(self, snapshot: Snapshot) -> None:
+        if snapshot.actor_key in self._poisoned:
+            return  # as in the SQL journal: the state may hold events that never became durable
         self.snapshots[snapshot.actor_key] = snapshot
 
     def on_failure(self, listener: FailureListener) -> None:
