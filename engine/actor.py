@@ -37,6 +37,7 @@ from engine.clock import Clock, TimerHandle
 from engine.errors import ActorUnavailable, EngineError, HandlerCrashed, Overloaded
 from engine.events import Event
 from engine.journal import ActorHistory, CommitTicket, Journal, JournalRecord, Snapshot
+from engine.snapshots import SnapshotRefused
 from engine.wakeup import Wakeup, wakeup_factory
 
 log = logging.getLogger(__name__)
@@ -496,10 +497,16 @@ class Actor(ABC, Generic[S]):
     # -- recovery ------------------------------------------------------------------------------
 
     def restore(self, history: ActorHistory | None) -> None:
-        """Rebuild the state from a snapshot and the events after it (no journaling)."""
-        if history is not None and history.snapshot is not None:
-            self.state = self.state_from_snapshot(history.snapshot.state)
-            self.seq = history.snapshot.actor_seq
+        """Rebuild the state from a snapshot and the events after it (no journaling).
+
+        Raises:
+            SnapshotRefused: the snapshot cannot be read (a version this code does not know,
+                or malformed); nothing changed. `recover` then replays every event instead.
+        """
+        snapshot = history.snapshot if history is not None else None
+        if snapshot is not None:
+            self.state = self._state_from(snapshot)
+            self.seq = snapshot.actor_seq
         else:
             self.state = self.initial_state()
             self.seq = 0
@@ -513,6 +520,28 @@ class Actor(ABC, Generic[S]):
             self._disarm()
             self._arm(self.state.next_deadline())
 
+    def _state_from(self, snapshot: Snapshot) -> S:
+        try:
+            return self.state_from_snapshot(snapshot.state)
+        except Exception as error:
+            # Whatever fails to read it, the events it covers are still in the journal.
+            state: Any = snapshot.state
+            version = state.get("version", 0) if isinstance(state, dict) else None
+            raise SnapshotRefused(
+                f"the snapshot of {self.key} at seq {snapshot.actor_seq} (version {version!r})"
+                f" cannot be read: {error}"
+            ) from error
+
+    async def recover(self, history: ActorHistory | None) -> None:
+        """`restore` from `history`; if its snapshot is refused, from every event of this actor,
+        loaded again without the snapshot (the journal keeps them all; a snapshot only shortens
+        recovery). A running actor retries a failed load; otherwise the error is raised."""
+        try:
+            self.restore(history)
+        except SnapshotRefused as refused:
+            log.error("%s; replaying every event of %s from seq 0 instead", refused, self.key)
+            self.restore(await self._load_history(snapshots=False))
+
     def poison(self) -> None:
         """A commit of ours failed: rebuild from the journal before the next turn."""
         self._poisoned = True
@@ -521,20 +550,24 @@ class Actor(ABC, Generic[S]):
             self._mailbox.put((_REBUILD, None))
 
     async def _rebuild(self) -> None:
-        delay = 0.05
-        while True:
-            try:
-                histories = await self.journal.load([self.key])
-                break
-            except Exception:
-                log.exception("reloading %s failed; retrying", self.key)
-                await anyio.sleep(delay)
-                delay = min(delay * 2, REBUILD_RETRY_MAX)
-        self.restore(histories.get(self.key))
+        await self.recover(await self._load_history(snapshots=True))
         self._rebuilds += 1
         self._poisoned = False
         self.journal.reopen(self.key)
         self.on_rebuilt()
+
+    async def _load_history(self, *, snapshots: bool) -> ActorHistory | None:
+        delay = 0.05
+        while True:
+            try:
+                histories = await self.journal.load([self.key], snapshots=snapshots)
+                return histories.get(self.key)
+            except Exception:
+                if not self._running:
+                    raise
+                log.exception("reloading %s failed; retrying", self.key)
+                await anyio.sleep(delay)
+                delay = min(delay * 2, REBUILD_RETRY_MAX)
 
     def on_rebuilt(self) -> None:
         """Called once the state is rebuilt from what is durable, before the next turn:

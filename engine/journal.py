@@ -37,7 +37,8 @@ class Snapshot:
 
 @dataclass(slots=True)
 class ActorHistory:
-    """What recovery needs for one actor: its latest snapshot and the events after it."""
+    """What recovery needs for one actor: its latest snapshot and the events after it (every
+    event when there is no snapshot)."""
 
     snapshot: Snapshot | None = None
     records: list[JournalRecord] = field(default_factory=list)
@@ -151,8 +152,11 @@ class Journal(Protocol):
         """The actor has rebuilt from durable history: accept its appends again."""
         ...
 
-    async def load(self, actor_keys: Iterable[str] | None = None) -> dict[str, ActorHistory]:
-        """Durable history per actor key (every key when `actor_keys` is None)."""
+    async def load(
+        self, actor_keys: Iterable[str] | None = None, *, snapshots: bool = True
+    ) -> dict[str, ActorHistory]:
+        """Durable history per actor key (every key when `actor_keys` is None); with
+        `snapshots=False`, every event of each actor and no snapshot."""
         ...
 
 
@@ -222,12 +226,14 @@ class MemoryJournal:
     def reopen(self, actor_key: str) -> None:
         self._poisoned.discard(actor_key)
 
-    async def load(self, actor_keys: Iterable[str] | None = None) -> dict[str, ActorHistory]:
+    async def load(
+        self, actor_keys: Iterable[str] | None = None, *, snapshots: bool = True
+    ) -> dict[str, ActorHistory]:
         if not self.healthy:
             raise ConnectionError("the journal's database does not answer")
         wanted = None if actor_keys is None else set(actor_keys)
         histories: dict[str, ActorHistory] = {}
-        for key, snapshot in self.snapshots.items():
+        for key, snapshot in self.snapshots.items() if snapshots else ():
             if wanted is None or key in wanted:
                 histories[key] = ActorHistory(snapshot=snapshot)
         for record in self.records:
