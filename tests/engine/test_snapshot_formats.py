@@ -8,21 +8,37 @@ from pathlib import Path
 
 import pytest
 
+from engine.domain import checkout, seat_map, waiting_room, wallet
 from engine.journal import ActorHistory, JournalRecord, Snapshot
 from engine.snapshots import SnapshotFormat, SnapshotRefused, columns, rows
 from tests.engine.snapshots import structure
-from tests.engine.snapshots.fixtures import ACTOR_KEYS, events_of, new_actor
+from tests.engine.snapshots.fixtures import (
+    PAYMENTS,
+    SEAT_MAP,
+    WAITING_ROOM,
+    WALLETS,
+    events_of,
+    new_actor,
+)
 
 FIXTURES = sorted((Path(__file__).parent / "snapshots").glob("v*/*.json"))
+FORMATS = {
+    SEAT_MAP: seat_map.SNAPSHOT,
+    WAITING_ROOM: waiting_room.SNAPSHOT,
+    WALLETS: wallet.SNAPSHOT,
+    PAYMENTS: checkout.SNAPSHOT,
+}
 
 
-def test_every_state_type_has_fixtures_of_the_format_without_versions() -> None:
-    assert {p.stem for p in FIXTURES if p.parent.name == "v0"} == {
-        "seat_map",
-        "waiting_room",
-        "wallets",
-        "payments",
+@pytest.mark.parametrize("state_type", sorted(FORMATS))
+def test_every_version_of_every_state_type_is_frozen_in_a_fixture(state_type: str) -> None:
+    """A format change bumps the version and freezes the new format (see `fixtures`)."""
+    versions = {
+        json.loads(p.read_text())["snapshot"].get("version", 0)
+        for p in FIXTURES
+        if p.stem == state_type
     }
+    assert versions == set(range(FORMATS[state_type].version + 1))
 
 
 @pytest.mark.parametrize("path", FIXTURES, ids=lambda p: f"{p.parent.name}/{p.stem}")
@@ -41,11 +57,11 @@ def test_a_released_snapshot_and_its_tail_rebuild_the_state_a_full_replay_does(
     assert restored.state.to_snapshot() == replayed.state.to_snapshot()
 
 
-@pytest.mark.parametrize("state_type", sorted(ACTOR_KEYS))
+@pytest.mark.parametrize("state_type", sorted(FORMATS))
 def test_every_state_type_writes_its_version_and_reads_it_back(state_type: str) -> None:
     state = new_actor(state_type).state
     snapshot = state.to_snapshot()
-    assert snapshot["version"] == 1
+    assert snapshot["version"] == FORMATS[state_type].version
     copy = new_actor(state_type)
     copy.restore(ActorHistory(Snapshot(copy.key, 0, snapshot)))
     assert copy.state.to_snapshot() == snapshot

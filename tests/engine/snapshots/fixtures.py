@@ -5,8 +5,9 @@
 writes one file per state type (seat map, waiting room, wallets, payments): the events of a
 fixed scenario, the snapshot the code of the day takes after the first `snapshot_seq` of them,
 and the actor it belongs to. `v0/` was written by the last release whose snapshots carried no
-version; whenever a state type's snapshot format changes, freeze the current one under a new
-directory, so every format a release ever wrote stays tested (`test_snapshot_formats.py`).
+version (bdff506), `v1/` by the first with versions. Whenever a state type's snapshot format
+changes, bump its version and freeze the new format under a new directory, so every format a
+release ever wrote stays tested (`test_snapshot_formats.py` checks that none is missing).
 """
 
 from __future__ import annotations
