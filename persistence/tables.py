@@ -2,7 +2,9 @@
 
 `journal_event` is append-only: `seq` is the global order of commits, `(actor_key, actor_seq)` is
 unique and indexed, which is how recovery reads one actor's tail after its snapshot. `snapshot`
-keeps only the latest state of each actor (older ones are deleted in the same transaction).
+keeps only the latest state of each actor: one row per actor key, upserted (`ON CONFLICT DO
+UPDATE`) by a group commit, never ahead of the records it covers. Its `state` is the JSON of
+the actor's versioned snapshot (`engine.snapshots`).
 """
 
 from __future__ import annotations
