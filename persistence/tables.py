@@ -2,9 +2,9 @@
 
 `journal_event` is append-only: `seq` is the global order of commits, `(actor_key, actor_seq)` is
 unique and indexed, which is how recovery reads one actor's tail after its snapshot. `snapshot`
-keeps only the latest state of each actor: one row per actor key, upserted (`ON CONFLICT DO
-UPDATE`) by a group commit, never ahead of the records it covers. Its `state` is the JSON of
-the actor's versioned snapshot (`engine.snapshots`).
+keeps only the latest state of each actor (each new one replaces it, upserted in the group
+commit that follows the records it covers); its `state` is the JSON of the actor's versioned
+snapshot (`engine.snapshots`).
 """
 
 from __future__ import annotations
@@ -68,4 +68,4 @@ class SchemaVersion(SQLModel, table=True):
     applied_at: datetime
 
 
-journal_table = JournalEvent.__table__  # type: ignore[attr-defined]
+journal_table = SQLModel.metadata.tables["journal_event"]

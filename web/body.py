@@ -21,7 +21,9 @@ M = TypeVar("M", bound=BaseModel)
 
 async def read_body(request: Request, model: type[M]) -> M:
     declared = request.headers.get("content-length")
-    if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY_BYTES):
+    if declared is not None and (
+        not declared.isascii() or not declared.isdigit() or int(declared) > MAX_BODY_BYTES
+    ):
         raise _too_big()
     # Read message by message so a client lying about (or omitting) Content-Length cannot
     # make us buffer more than the limit. Straight from `receive` rather than through

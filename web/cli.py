@@ -2,7 +2,7 @@
 
     concert-queue serve [--host H] [--port P] [--database-url URL]
 
-Flags override the environment (DESIGN.md, "Configuration"). It prints the URL and the admin
+Flags override the environment (docs/design.md, "Configuration"). It prints the URL and the admin
 token (a random one unless ADMIN_TOKEN is set). SIGTERM or Ctrl-C drains: no new connections,
 websockets closed with 1001, in-flight requests and queued actor turns finished, the journal
 flushed; then the process exits.
@@ -20,7 +20,6 @@ from collections.abc import Sequence
 from types import FrameType
 
 import uvicorn
-from starlette.applications import Starlette
 
 from persistence.database import normalize_url
 from web.app import create_app
@@ -98,8 +97,8 @@ def raise_open_files_limit() -> None:
 
 def serve(settings: Settings, log_level: str = "info") -> int:
     raise_open_files_limit()
-    app: Starlette = create_app(settings)
-    runtime: Runtime = app.state.runtime
+    app = create_app(settings)
+    runtime = app.runtime
     config = uvicorn.Config(
         app,
         host=settings.host,

@@ -30,13 +30,18 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 from pydantic.json_schema import SkipJsonSchema
 
-from engine.catalog import CONCERT_ID
-from engine.domain.wallet import MAX_CHARGE
+from engine.face import (
+    CONCERT_ID,
+    MAX_CHARGE,
+    MAX_RESERVATIONS_PER_PAYMENT,
+    MAX_SEATS,
+    PaymentStatus,
+    SeatStatus,
+    TokenStatus,
+)
 
 USER_ID_PATTERN = r"^[A-Za-z0-9_.@-]{1,64}$"
 DATE_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
-MAX_SEAT_NUMBER = 100_000
-MAX_RESERVATIONS_PER_PAYMENT = 50
 
 
 def instant(seconds: float | None) -> str | None:
@@ -81,8 +86,6 @@ Instant = Annotated[
         {"type": "string", "format": "date-time", "examples": ["2027-01-15T20:04:05.123Z"]}
     ),
 ]
-TokenStatus = Literal["WAITING", "PROCESSING", "COMPLETED", "EXPIRED"]
-SeatStatus = Literal["AVAILABLE", "HELD", "CHECKOUT", "SOLD"]
 
 
 class RequestModel(BaseModel):
@@ -128,7 +131,7 @@ class JoinRequest(RequestModel):
 class HoldRequest(RequestModel):
     concert_id: ConcertId
     date: IsoDate
-    seat: int = Field(ge=1, le=MAX_SEAT_NUMBER)
+    seat: int = Field(ge=1, le=MAX_SEATS)
     user_id: UserId | None = Field(
         default=None, description="optional; refused with NOT_OWNER unless it is the token's user"
     )
@@ -263,7 +266,7 @@ class QueueSettingsOut(ResponseModel):
 class ConcertDateIn(RequestModel):
     date: IsoDate
     seats: int | SkipJsonSchema[None] = Field(
-        default=None, ge=1, le=MAX_SEAT_NUMBER, description="SEATS_PER_DATE when absent"
+        default=None, ge=1, le=MAX_SEATS, description="SEATS_PER_DATE when absent"
     )
     price: int = Field(ge=0, le=MAX_CHARGE)
 
@@ -322,7 +325,7 @@ class AdminSeatOut(ResponseModel):
 class AdminPaymentOut(ResponseModel):
     payment_id: str
     user_id: str
-    status: Literal["STARTED", "COMPLETED", "FAILED"]
+    status: PaymentStatus
     amount: int
     balance: int
     reservation_ids: list[str]

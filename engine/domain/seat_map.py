@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Final
 
 from engine.errors import (
     HOLD_EXPIRED,
@@ -21,12 +21,14 @@ from engine.errors import (
 )
 from engine.events import Event, register
 from engine.snapshots import SnapshotFormat, columns, rows
+from engine.views import Scalar, SeatStatus
 
-AVAILABLE = "AVAILABLE"
-HELD = "HELD"
-CHECKOUT = "CHECKOUT"
-SOLD = "SOLD"
+AVAILABLE: Final = "AVAILABLE"
+HELD: Final = "HELD"
+CHECKOUT: Final = "CHECKOUT"
+SOLD: Final = "SOLD"
 
+# How a hold ended (remembered per reservation id).
 RELEASED = "RELEASED"
 EXPIRED = "EXPIRED"
 
@@ -90,7 +92,7 @@ class SeatsSold(Event):
 @dataclass(slots=True)
 class Seat:
     number: int
-    status: str = AVAILABLE
+    status: SeatStatus = AVAILABLE
     user_id: str | None = None
     reservation_id: str | None = None
     until: float | None = None
@@ -158,7 +160,9 @@ class SeatMap:
 
     def seat(self, number: int) -> Seat:
         if not 1 <= number <= len(self.seats):
-            raise Refused(VALIDATION_ERROR, f"seat must be between 1 and {len(self.seats)}")
+            raise Refused(
+                VALIDATION_ERROR, f"seat must be between 1 and {len(self.seats)}", field="seat"
+            )
         return self.seats[number - 1]
 
     def available(self) -> list[int]:
@@ -361,7 +365,7 @@ class SeatMap:
         )
         self._deadline_stale = True
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self) -> dict[str, Scalar]:
         statuses = [s.status for s in self.seats]
         return {
             "concertId": self.concert_id,
@@ -375,6 +379,25 @@ class SeatMap:
         }
 
 
+_STATUS_AFTER: dict[type[Event], SeatStatus] = {
+    SeatHeld: HELD,
+    HoldReleased: AVAILABLE,
+    HoldExpired: AVAILABLE,
+    SeatsLocked: CHECKOUT,
+    SeatsUnlocked: HELD,
+    SeatsSold: SOLD,
+}
+
+
+def seat_changes(event: Event) -> tuple[tuple[int, ...], SeatStatus]:
+    """The seats a seat map's event changes, and the status it leaves them in."""
+    status = _STATUS_AFTER[type(event)]
+    if isinstance(event, SeatsLocked | SeatsUnlocked | SeatsSold):
+        return event.seats, status
+    assert isinstance(event, SeatHeld | HoldReleased | HoldExpired)
+    return (event.seat,), status
+
+
 def make_reservation_id(concert_id: str, date: str, seat: int, hold_no: int) -> str:
     return f"{concert_id}.{date}.{seat}.{hold_no}"
 
@@ -382,9 +405,14 @@ def make_reservation_id(concert_id: str, date: str, seat: int, hold_no: int) -> 
 def parse_reservation_id(reservation_id: str) -> tuple[str, str, int] | None:
     """(concert id, date, seat) named by a reservation id, or None if it is not one."""
     parts = reservation_id.split(".")
-    if len(parts) != 4 or not parts[2].isdigit() or not parts[3].isdigit():
+    if len(parts) != 4 or not _is_number(parts[2]) or not _is_number(parts[3]):
         return None
     return parts[0], parts[1], int(parts[2])
+
+
+def _is_number(text: str) -> bool:
+    # ASCII digits only: `"²".isdigit()` is true, yet `int("²")` raises.
+    return text.isascii() and text.isdigit() and len(text) <= 18
 
 
 def reservation_seat(reservation_id: str) -> int | None:

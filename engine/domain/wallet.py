@@ -13,6 +13,7 @@ from engine.domain.waiting_room import PROCESSING, refusal_for
 from engine.errors import IDEMPOTENCY_CONFLICT, INSUFFICIENT_BALANCE, VALIDATION_ERROR, Refused
 from engine.events import Event, register
 from engine.snapshots import SnapshotFormat, columns, rows
+from engine.views import Scalar, TokenStatus
 
 MAX_CHARGE = 10**9
 MAX_BALANCE = 10**12
@@ -70,7 +71,7 @@ class Wallets:
         return self.balances.get(user_id, 0)
 
     def charge(
-        self, user_id: str, amount: int, key: str | None, token_status: str = PROCESSING
+        self, user_id: str, amount: int, key: str | None, token_status: TokenStatus = PROCESSING
     ) -> tuple[list[Event], int]:
         """Events of a charge and the balance to report once they are applied.
 
@@ -144,7 +145,7 @@ class Wallets:
         self.charged_total = data["totals"]["charged"]
         self.debited_total = data["totals"]["debited"]
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self) -> dict[str, Scalar]:
         return {
             "users": len(self.balances),
             "charged": self.charged_total,

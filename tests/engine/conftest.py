@@ -11,6 +11,7 @@ from engine.clock import ManualClock
 from engine.config import EngineConfig
 from engine.journal import MemoryJournal
 from engine.system import EngineSystem
+from tests.commands import join
 
 CONCERT = "aurora"
 DATE = "2027-01-15"
@@ -66,5 +67,5 @@ async def system(
 async def admitted(system: EngineSystem, clock: ManualClock, *users: str) -> None:
     """Join every user and let one admission pass."""
     for user in users:
-        await system.join(user)
+        await join(system, user)
     await clock.advance(system.config.admit_interval_seconds)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from engine.domain.seat_map import (
     AVAILABLE,
@@ -141,7 +143,7 @@ def test_unlock_puts_the_hold_back_and_expires_it_if_its_time_passed() -> None:
     run(m, m.lock("ann", (rid,), "p2", NOW + 20)[0])
     events = run(m, m.unlock("p2", NOW + 400))
     assert events[-1] == HoldExpired(1, rid, "ann")
-    assert m.seats[0].status == AVAILABLE
+    assert m.available()[0] == 1  # free again
 
 
 def test_someone_elses_reservation_cannot_be_paid() -> None:
@@ -161,3 +163,19 @@ def test_snapshot_round_trip_keeps_every_seat() -> None:
     assert copy.by_user == m.by_user == {"ann": {1}, "bob": {2}}
     assert copy.holds_made == m.holds_made
     assert copy.next_deadline() == m.next_deadline()
+
+
+@given(st.text(max_size=60))
+def test_any_text_is_a_reservation_id_or_none_and_never_raises(text: str) -> None:
+    parsed = parse_reservation_id(text)
+    assert parsed is None or parsed[2] >= 0
+    seat = parse_reservation_id(f"a.2027-01-15.{text}.1")
+    if text.isascii() and text.isdigit() and len(text) <= 18:
+        assert seat == ("a", "2027-01-15", int(text))
+    else:
+        assert seat is None
+
+
+def test_reservation_ids_with_digits_that_are_not_ascii_are_none() -> None:
+    assert parse_reservation_id("a.2027-01-15.\u00b2.1") is None
+    assert parse_reservation_id("a.2027-01-15.1.\u0663") is None  # an Arabic-Indic three

@@ -8,13 +8,15 @@ from typing import Any
 import anyio
 import pytest
 
-from engine.actors.wallet import Charge, WalletActor
+from engine.actors.wallet import WalletActor
 from engine.clock import ManualClock, settle
+from engine.commands import Charge
 from engine.config import EngineConfig
 from engine.errors import JournalFailed
 from engine.journal import MemoryJournal, Snapshot
 from engine.snapshots import SnapshotRefused
 from engine.system import EngineSystem
+from tests.commands import charge, hold, pay
 from tests.engine.conftest import CONCERT, DATE, admitted, catalog
 
 pytestmark = pytest.mark.anyio
@@ -116,14 +118,14 @@ async def test_the_engine_recovers_every_actor_past_snapshots_it_cannot_read(
 
     async with engine().running() as system:
         await admitted(system, clock, "ann", "bob")
-        await system.charge("ann", 500, "topup")
-        hold = await system.hold("ann", CONCERT, DATE, 3)
-        await system.hold("bob", CONCERT, DATE, 4)
-        await system.pay("ann", [hold.reservation_id], "pay")
-        before = {a.key: a.state.to_snapshot() for a in system.actors()}
+        await charge(system, "ann", 500, "topup")
+        held = await hold(system, "ann", CONCERT, DATE, 3)
+        await hold(system, "bob", CONCERT, DATE, 4)
+        await pay(system, "ann", [held.reservation_id], "pay")
+        before = {a.key: a.state.to_snapshot() for a in system.all_actors()}
     spoiled = set(journal.snapshots)
     assert {"waiting-room", f"date:{CONCERT}:{DATE}"} <= spoiled
     spoil(journal, {"version": 99})
     async with engine().running() as system:
-        assert {a.key: a.state.to_snapshot() for a in system.actors()} == before
+        assert {a.key: a.state.to_snapshot() for a in system.all_actors()} == before
     assert {key for key in spoiled for m in refusals(caplog) if key in m} == spoiled

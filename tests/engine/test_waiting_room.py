@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from engine.domain.waiting_room import (
     COMPLETED,
@@ -10,11 +12,11 @@ from engine.domain.waiting_room import (
     PROCESSING,
     WAITING,
     RoomOpened,
-    RoomSettings,
     WaitingRoom,
 )
 from engine.errors import Refused
 from engine.events import Event
+from engine.views import RoomSettings
 
 T0 = 1_000.0
 
@@ -121,6 +123,24 @@ def test_token_is_verified_and_a_forged_one_names_nobody() -> None:
     assert r.seq_for(f"{a}.nonsense") is None
     assert r.seq_for("garbage") is None
     assert r.seq_for("999.abc") is None
+
+
+@given(st.text(max_size=40))
+def test_any_text_is_a_token_or_names_nobody_and_never_raises(text: str) -> None:
+    r = room()
+    (a,) = join(r, "ann")
+    assert r.seq_for(text) in (None, a)
+    for forged in (f"{a}.{text}", f"{text}.{text}", r.token_for(a) + text):
+        assert r.seq_for(forged) in (None, a)
+
+
+def test_tokens_that_are_not_ascii_name_nobody() -> None:
+    r = room()
+    (a,) = join(r, "ann")
+    token = r.token_for(a)
+    assert r.seq_for("\u00b2." + token.partition(".")[2]) is None  # "²".isdigit() is true
+    assert r.seq_for(token + "\xff") is None
+    assert r.seq_for(token[:-1] + "\xe9") is None
 
 
 def test_an_active_token_checked_once_still_refuses_a_forgery_and_ends_with_the_window() -> None:

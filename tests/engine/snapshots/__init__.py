@@ -7,7 +7,7 @@ from typing import Any
 from engine.actor import DomainState
 
 # Memoized reads a state recomputes on demand: not part of what it holds.
-_CACHES = ("_checked", "_deadline", "_deadline_stale")
+_CACHES = ("_active_views", "_deadline", "_deadline_stale")
 
 
 def structure(state: DomainState) -> dict[str, Any]:

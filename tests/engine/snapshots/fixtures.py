@@ -60,8 +60,7 @@ def rid(seat: int, hold: int) -> str:
 def new_actor(state_type: str) -> Actor[Any]:
     """A fresh actor of `state_type`, configured as the fixtures' scenario expects."""
     system = EngineSystem(MemoryJournal(), config=CONFIG, clock=ManualClock(T0), catalog=[CONCERT])
-    actor = system.actor(ACTOR_KEYS[state_type])
-    assert actor is not None
+    [actor] = [a for a in system.all_actors() if a.key == ACTOR_KEYS[state_type]]
     return actor
 
 
