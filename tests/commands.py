@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from engine.commands import OpenRoom
 from engine.face import (
     Charge,
     Engine,
@@ -48,3 +49,9 @@ async def pay(
     status: TokenStatus = "PROCESSING",
 ) -> PaymentResult:
     return await engine.ask(Pay(user, tuple(reservation_ids), key, status))
+
+
+async def room_durable(engine: Engine) -> None:
+    """Return once everything the waiting room did is durable (a no-op turn of it, answered
+    only then): its admissions show at the token gate once they are."""
+    await engine.ask(OpenRoom())

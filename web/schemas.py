@@ -20,6 +20,7 @@ import orjson
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
@@ -71,6 +72,15 @@ def _real_date(value: str) -> str:
     return value
 
 
+def _integral(value: object) -> object:
+    # JSON Schema's integers include 7.0, which is therefore taken as 7 (7.5, "7" and true
+    # are still refused by the strict integer behind this).
+    if type(value) is float and value.is_integer():
+        return int(value)
+    return value
+
+
+JsonInt = Annotated[int, BeforeValidator(_integral)]
 UserId = Annotated[str, StringConstraints(pattern=USER_ID_PATTERN, min_length=1, max_length=64)]
 ConcertId = Annotated[str, StringConstraints(pattern=CONCERT_ID.pattern, max_length=64)]
 IsoDate = Annotated[
@@ -131,14 +141,14 @@ class JoinRequest(RequestModel):
 class HoldRequest(RequestModel):
     concert_id: ConcertId
     date: IsoDate
-    seat: int = Field(ge=1, le=MAX_SEATS)
+    seat: JsonInt = Field(ge=1, le=MAX_SEATS)
     user_id: UserId | None = Field(
         default=None, description="optional; refused with NOT_OWNER unless it is the token's user"
     )
 
 
 class ChargeRequest(RequestModel):
-    amount: int = Field(ge=1, le=MAX_CHARGE)
+    amount: JsonInt = Field(ge=1, le=MAX_CHARGE)
     user_id: UserId | None = Field(
         default=None, description="optional; refused with NOT_OWNER unless it is the token's user"
     )
@@ -242,9 +252,9 @@ class HealthOut(ResponseModel):
 
 class QueuePatch(RequestModel):
     # `SkipJsonSchema[None]`: absent means "keep"; only maxActive may be null ("no cap").
-    batch_size: int | SkipJsonSchema[None] = Field(default=None, ge=1, le=1_000_000)
+    batch_size: JsonInt | SkipJsonSchema[None] = Field(default=None, ge=1, le=1_000_000)
     interval_seconds: float | SkipJsonSchema[None] = Field(default=None, gt=0, le=86_400)
-    max_active: int | None = Field(default=None, ge=1, description="null removes the cap")
+    max_active: JsonInt | None = Field(default=None, ge=1, description="null removes the cap")
     active_ttl_seconds: float | SkipJsonSchema[None] = Field(default=None, gt=0, le=7 * 86_400)
 
     @field_validator("batch_size", "interval_seconds", "active_ttl_seconds", mode="before")
@@ -265,10 +275,10 @@ class QueueSettingsOut(ResponseModel):
 
 class ConcertDateIn(RequestModel):
     date: IsoDate
-    seats: int | SkipJsonSchema[None] = Field(
+    seats: JsonInt | SkipJsonSchema[None] = Field(
         default=None, ge=1, le=MAX_SEATS, description="SEATS_PER_DATE when absent"
     )
-    price: int = Field(ge=0, le=MAX_CHARGE)
+    price: JsonInt = Field(ge=0, le=MAX_CHARGE)
 
     @field_validator("seats", mode="before")
     @classmethod

@@ -40,6 +40,10 @@ class Settings:
     # True when ADMIN_TOKEN was unset and `admin_token` was generated (the CLI prints it).
     admin_token_generated: bool = True
     static_dir: Path = STATIC_DIR
+    # MAX_CONNECTIONS (None: derived from the open-files limit, see web.limits) and
+    # HEADER_TIMEOUT_SECONDS (a request's head, and body, must arrive within it).
+    max_connections: int | None = None
+    header_timeout_seconds: float = 10.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -68,6 +72,8 @@ class Settings:
                 ),
                 mailbox_size=_number(env, "MAILBOX_SIZE", int, engine.mailbox_size, low=1),
             ),
+            "max_connections": _optional_int(env, "MAX_CONNECTIONS"),
+            "header_timeout_seconds": _number(env, "HEADER_TIMEOUT_SECONDS", float, 10.0, low=0.1),
         }
         if admin_token:
             values |= {"admin_token": admin_token, "admin_token_generated": False}

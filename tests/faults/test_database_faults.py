@@ -12,6 +12,7 @@ at once (503 with Retry-After), not hang.
 FAULT_CUT_SECONDS and FAULT_STALL_SECONDS (freeze, drop) change how long each fault lasts (the
 stalls last longer than ANSWER_BOUND, so a request that waits for the database is caught),
 FAULT_ROUNDS how many times the three are injected, FAULT_SEED where in a checkout they land.
+After each restore a probe measures how soon a write succeeds again (at most RESUME_BOUND).
 """
 
 from __future__ import annotations
@@ -47,11 +48,55 @@ PAYMENTS_BETWEEN_FAULTS = 3  # acknowledged after a restore before the next faul
 LEVELS = ("WARNING", "ERROR", "CRITICAL")
 
 
+RESUME_BOUND = 2.0  # seconds after a restore by which writes must succeed again
+PROBE_EVERY = 0.05  # seconds between two writes of the probe after a restore
+
+
 @dataclass(frozen=True, slots=True)
 class Window:
     fault: str
     start: float
     end: float
+    resumed: float | None = None  # seconds from the restore to the probe's first success
+
+
+class Probe:
+    """A buyer of its own that measures how soon after a restore a write succeeds again: a
+    charge with a fresh key every PROBE_EVERY seconds, ignoring Retry-After."""
+
+    def __init__(self, client: httpx.AsyncClient, url: str) -> None:
+        self.client = client
+        self.url = url
+        self.headers: dict[str, str] = {}
+        self.charges = 0
+
+    async def admitted(self) -> None:
+        joined = await self.client.post(f"{self.url}/api/queue/tokens", json={"userId": "probe"})
+        self.headers = {"Authorization": f"Bearer {joined.json()['token']}"}
+        with anyio.fail_after(30):
+            while True:
+                me = await self.client.get(f"{self.url}/api/queue/tokens/me", headers=self.headers)
+                if me.json()["status"] == "PROCESSING":
+                    return
+                await anyio.sleep(0.05)
+
+    async def until_a_write_succeeds(self) -> float:
+        """Seconds until a charge is acknowledged (bounded by RECOVERY_TIMEOUT)."""
+        started = time.monotonic()
+        with anyio.move_on_after(RECOVERY_TIMEOUT):
+            while True:
+                self.charges += 1
+                headers = {**self.headers, "Idempotency-Key": f"probe-{self.charges}"}
+                try:
+                    answer = await self.client.post(
+                        f"{self.url}/api/balance/charge", json={"amount": 1}, headers=headers
+                    )
+                    if answer.status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                await anyio.sleep(PROBE_EVERY)
+        return time.monotonic() - started
 
 
 def through(url: str, proxy: FaultProxy) -> str:
@@ -74,7 +119,9 @@ async def payment_on_its_way(ledger: Ledger) -> None:
         await anyio.sleep(0.001)
 
 
-async def inject_faults(proxy: FaultProxy, ledger: Ledger, windows: list[Window]) -> str | None:
+async def inject_faults(
+    proxy: FaultProxy, ledger: Ledger, windows: list[Window], probe: Probe
+) -> str | None:
     """Each fault in turn, as a payment is on its way, restored after a while; what went
     wrong if payments stopped going through."""
     rng = random.Random(os.environ.get("FAULT_SEED", "14"))
@@ -88,7 +135,8 @@ async def inject_faults(proxy: FaultProxy, ledger: Ledger, windows: list[Window]
         await anyio.to_thread.run_sync(getattr(proxy, fault))
         await anyio.sleep(seconds)
         await anyio.to_thread.run_sync(proxy.restore)
-        windows.append(Window(fault, start, time.monotonic()))
+        end = time.monotonic()
+        windows.append(Window(fault, start, end, await probe.until_a_write_succeeds()))
         after = f"of restoring the database after the {fault}"
     if not await payments_go_through(ledger):
         return f"no payment went through within {RECOVERY_TIMEOUT:g} s {after}"
@@ -102,7 +150,8 @@ def report(ledger: Ledger, windows: list[Window], result: Audit, server: Server)
         lines.append(
             f"{window.fault} for {window.end - window.start:.1f} s: {len(during)} requests on "
             f"their way, answers {outcomes(during)}, slowest "
-            f"{max((e.seconds for e in during), default=0):.2f} s"
+            f"{max((e.seconds for e in during), default=0):.2f} s; a write succeeded again "
+            f"{window.resumed:.2f} s after the restore"
         )
     slow = ledger.slower_than(ANSWER_BOUND)
     lines.append(f"answered after more than {ANSWER_BOUND:g} s (or never): {len(slow)}")
@@ -139,6 +188,7 @@ class Outcome:
 
     stuck: str | None  # why payments stopped going through, if they did
     ledger: Ledger
+    windows: list[Window]
     result: Audit
     report: str
 
@@ -160,13 +210,18 @@ def outcome(tmp_path_factory: pytest.TempPathFactory) -> Outcome:
             stuck, result = anyio.run(buy_through_faults, server, proxy, ledger, windows)
             text = report(ledger, windows, result, server)
     print(text)  # the figures, also when the tests pass (pytest -s)
-    return Outcome(stuck, ledger, result, text)
+    return Outcome(stuck, ledger, windows, result, text)
 
 
 def test_payments_through_a_cut_a_freeze_and_a_drop_keep_every_promise(outcome: Outcome) -> None:
     assert outcome.stuck is None, f"{outcome.stuck}\n{outcome.report}"
     assert not outcome.ledger.breaches, outcome.report
     assert outcome.result.ok, outcome.report
+
+
+def test_writes_succeed_again_within_two_seconds_of_each_restore(outcome: Outcome) -> None:
+    resumed = [window.resumed for window in outcome.windows]
+    assert resumed and all(r is not None and r <= RESUME_BOUND for r in resumed), outcome.report
 
 
 def test_every_request_is_answered_within_the_bound_while_the_database_is_down(
@@ -193,7 +248,9 @@ async def buy_through_faults(
         async with anyio.create_task_group() as tg:
             tg.start_soon(functools.partial(run_buyers, shop, users, ledger, stop, client=client))
             try:
-                stuck = await inject_faults(proxy, ledger, windows)
+                probe = Probe(client, server.url)
+                await probe.admitted()
+                stuck = await inject_faults(proxy, ledger, windows, probe)
             finally:
                 stop.set()  # every buyer finishes its round, then returns
     await settle(server.url, ADMIN_TOKEN)

@@ -12,7 +12,7 @@ from engine.domain.seat_map import AVAILABLE, HELD, SOLD
 from engine.errors import Refused
 from engine.system import EngineSystem
 from persistence import open_store
-from tests.commands import charge, hold, join, pay, release
+from tests.commands import charge, hold, join, pay, release, room_durable
 from tests.persistence.conftest import (
     CONCERT,
     DATE,
@@ -52,8 +52,7 @@ async def test_waiting_room_order_and_statuses_survive_a_restart(database_url: s
         ]
         assert [view.rank for view in after if view][3:] == [1, 2, 3, 4, 5]
         await clock.advance(config.admit_interval_seconds)  # admission goes on where it stopped
-        # The gate shows an admission once it is durable; a turn's answer waits for that.
-        await join(system, users[3])
+        await room_durable(system)
         assert [system.token(t).status for t in tokens[3:]] == [  # type: ignore[union-attr]
             *["PROCESSING"] * 3,
             *["WAITING"] * 2,
