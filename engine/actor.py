@@ -555,15 +555,27 @@ class Actor(ABC, Generic[S]):
         self.on_rebuilt()
 
     async def _load_history(self, *, snapshots: bool) -> ActorHistory | None:
+        """This actor's durable history. A running actor (rebuilding) retries until the load
+        succeeds; before it runs (recovery at start) a failed load raises."""
         delay = 0.05
+        failures = 0
         while True:
+            if self._running and not self.journal.healthy:
+                # Wait for the journal's own probe to find the database again, rather than
+                # have every poisoned actor try it (and wait on the connection pool) at once.
+                await anyio.sleep(JOURNAL_RETRY / 5)
+                continue
             try:
                 histories = await self.journal.load([self.key], snapshots=snapshots)
                 return histories.get(self.key)
-            except Exception:
+            except Exception as error:
                 if not self._running:
                     raise
-                log.exception("reloading %s failed; retrying", self.key)
+                failures += 1
+                if failures == 1:
+                    log.exception("reloading %s failed; retrying", self.key)
+                else:
+                    log.warning("reloading %s failed again: %s", self.key, error)
                 await anyio.sleep(delay)
                 delay = min(delay * 2, REBUILD_RETRY_MAX)
 
