@@ -38,6 +38,7 @@ from engine.commands import Command
 from engine.errors import ActorUnavailable, EngineError, HandlerCrashed, Overloaded
 from engine.events import Event
 from engine.journal import ActorHistory, CommitTicket, Journal, JournalRecord, Snapshot
+from engine.snapshots import SnapshotRefused
 from engine.views import ActorKind, ActorStats, Origin, Scalar
 from engine.wakeup import Wakeup, wakeup_factory
 
@@ -493,10 +494,16 @@ class Actor(ABC, Generic[S]):
     # -- recovery ------------------------------------------------------------------------------
 
     def restore(self, history: ActorHistory | None) -> None:
-        """Rebuild the state from a snapshot and the events after it (no journaling)."""
-        if history is not None and history.snapshot is not None:
-            self.state = self.state_from_snapshot(history.snapshot.state)
-            self.seq = history.snapshot.actor_seq
+        """Rebuild the state from a snapshot and the events after it (no journaling).
+
+        Raises:
+            SnapshotRefused: the snapshot cannot be read (a version this code does not know,
+                or malformed); nothing changed. `recover` then replays every event instead.
+        """
+        snapshot = history.snapshot if history is not None else None
+        if snapshot is not None:
+            self.state = self._state_from(snapshot)
+            self.seq = snapshot.actor_seq
         else:
             self.state = self.initial_state()
             self.seq = 0
@@ -511,6 +518,28 @@ class Actor(ABC, Generic[S]):
             self._disarm()
             self._arm(self.state.next_deadline())
 
+    def _state_from(self, snapshot: Snapshot) -> S:
+        try:
+            return self.state_from_snapshot(snapshot.state)
+        except Exception as error:
+            # Whatever fails to read it, the events it covers are still in the journal.
+            state: Any = snapshot.state
+            version = state.get("version", 0) if isinstance(state, dict) else None
+            raise SnapshotRefused(
+                f"the snapshot of {self.key} at seq {snapshot.actor_seq} (version {version!r})"
+                f" cannot be read: {error}"
+            ) from error
+
+    async def recover(self, history: ActorHistory | None) -> None:
+        """`restore` from `history`; if its snapshot is refused, from every event of this actor,
+        loaded again without the snapshot (the journal keeps them all; a snapshot only shortens
+        recovery). A running actor retries a failed load; otherwise the error is raised."""
+        try:
+            self.restore(history)
+        except SnapshotRefused as refused:
+            log.error("%s; replaying every event of %s from seq 0 instead", refused, self.key)
+            self.restore(await self._load_history(snapshots=False))
+
     def poison(self) -> None:
         """A commit of ours failed: rebuild from the journal before the next turn."""
         self._poisoned = True
@@ -519,18 +548,29 @@ class Actor(ABC, Generic[S]):
             self._mailbox.put((_REBUILD, None))
 
     async def _rebuild(self) -> None:
+        await self.recover(await self._load_history(snapshots=True))
+        self._rebuilds += 1
+        self._poisoned = False
+        self.journal.reopen(self.key)
+        self.on_rebuilt()
+
+    async def _load_history(self, *, snapshots: bool) -> ActorHistory | None:
+        """This actor's durable history. A running actor (rebuilding) retries until the load
+        succeeds; before it runs (recovery at start) a failed load raises."""
         delay = 0.05
         failures = 0
         while True:
-            if not self.journal.healthy:
+            if self._running and not self.journal.healthy:
                 # Wait for the journal's own probe to find the database again, rather than
                 # have every poisoned actor try it (and wait on the connection pool) at once.
                 await anyio.sleep(JOURNAL_RETRY / 5)
                 continue
             try:
-                histories = await self.journal.load([self.key])
-                break
+                histories = await self.journal.load([self.key], snapshots=snapshots)
+                return histories.get(self.key)
             except Exception as error:
+                if not self._running:
+                    raise
                 failures += 1
                 if failures == 1:
                     log.exception("reloading %s failed; retrying", self.key)
@@ -538,11 +578,6 @@ class Actor(ABC, Generic[S]):
                     log.warning("reloading %s failed again: %s", self.key, error)
                 await anyio.sleep(delay)
                 delay = min(delay * 2, REBUILD_RETRY_MAX)
-        self.restore(histories.get(self.key))
-        self._rebuilds += 1
-        self._poisoned = False
-        self.journal.reopen(self.key)
-        self.on_rebuilt()
 
     def on_rebuilt(self) -> None:
         """Called once the state is rebuilt from what is durable, before the next turn:

@@ -154,7 +154,7 @@ class EngineSystem:
         if self._task_group is not None:
             histories = await self.journal.load([a.key for a in added])
             for actor in added:
-                actor.restore(histories.get(actor.key))
+                await actor.recover(histories.get(actor.key))
                 await self._task_group.start(actor.run)
         return self._concerts[concert.concert_id]
 
@@ -353,7 +353,7 @@ class EngineSystem:
         gc.disable()
         try:
             for actor in self._actors():
-                actor.restore(histories.get(actor.key))
+                await actor.recover(histories.get(actor.key))
         finally:
             if collecting:
                 gc.enable()

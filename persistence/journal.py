@@ -178,9 +178,11 @@ class SqlJournal:
         with self._lock:
             self._poisoned.discard(actor_key)
 
-    async def load(self, actor_keys: Iterable[str] | None = None) -> dict[str, ActorHistory]:
+    async def load(
+        self, actor_keys: Iterable[str] | None = None, *, snapshots: bool = True
+    ) -> dict[str, ActorHistory]:
         keys = None if actor_keys is None else list(dict.fromkeys(actor_keys))
-        return await anyio.to_thread.run_sync(load_histories, self.engine, keys)
+        return await anyio.to_thread.run_sync(load_histories, self.engine, keys, snapshots)
 
     # -- running -----------------------------------------------------------------------------
 

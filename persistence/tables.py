@@ -3,7 +3,8 @@
 `journal_event` is append-only: `seq` is the global order of commits, `(actor_key, actor_seq)` is
 unique and indexed, which is how recovery reads one actor's tail after its snapshot. `snapshot`
 keeps only the latest state of each actor (each new one replaces it, upserted in the group
-commit that follows the records it covers).
+commit that follows the records it covers); its `state` is the JSON of the actor's versioned
+snapshot (`engine.snapshots`).
 """
 
 from __future__ import annotations

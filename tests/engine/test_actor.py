@@ -381,3 +381,22 @@ async def test_state_is_rebuilt_from_snapshot_and_later_events() -> None:
     copy = counter(journal, clock)
     copy.restore(history)
     assert copy.state.total == 6 and copy.seq == 3
+
+
+async def test_a_snapshot_of_events_that_failed_to_commit_is_dropped_before_the_rebuild() -> None:
+    journal = MemoryJournal()
+    actor = counter(journal, ManualClock())
+    actor.snapshot_every = 1
+    journal.on_failure(lambda keys: actor.poison() if actor.key in keys else None)
+    async with anyio.create_task_group() as tg:
+        await tg.start(actor.run)
+        for n in (1, 2):
+            await actor.ask(Add(n))
+        journal.fail_next()
+        with pytest.raises(JournalFailed):
+            await actor.ask(Add(100))  # applied in memory, snapshotted, never durable
+        await settle()
+        assert journal.snapshots["counter"].actor_seq == 2
+        assert await actor.ask(Add(10)) == 13
+        assert actor.stats().rebuilds == 1
+        actor.close()
