@@ -11,6 +11,7 @@ from engine.clock import ManualClock
 from engine.config import EngineConfig
 from engine.journal import MemoryJournal
 from engine.system import EngineSystem
+from tests.support import manual_clock
 
 CONCERT = "aurora"
 DATE = "2027-01-15"
@@ -34,7 +35,7 @@ def catalog(seats: int = 50) -> list[ConcertInfo]:
 
 @pytest.fixture
 def clock() -> ManualClock:
-    return ManualClock()
+    return manual_clock()
 
 
 @pytest.fixture

@@ -14,13 +14,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine.catalog import ConcertDateInfo, ConcertInfo
-from engine.clock import ManualClock
 from engine.config import EngineConfig
 from engine.domain.seat_map import SOLD, HoldExpired, HoldReleased, SeatHeld, SeatsSold
 from engine.domain.wallet import Debited
 from engine.errors import EngineError
 from engine.journal import MemoryJournal
 from engine.system import EngineSystem
+from tests.support import manual_clock
 
 USERS = [f"user{i}" for i in range(6)]
 DATES = ["2027-02-01", "2027-02-02"]
@@ -51,7 +51,7 @@ class Ledger:
 
 
 async def play(script: Script) -> tuple[EngineSystem, Ledger, MemoryJournal]:
-    clock = ManualClock()
+    clock = manual_clock()
     journal = MemoryJournal()
     config = EngineConfig(
         hold_seconds=30,

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 
-from engine.clock import ManualClock
 from engine.domain.seat_map import AVAILABLE, HELD, SOLD
 from engine.errors import Refused
 from engine.system import EngineSystem
@@ -18,6 +17,7 @@ from tests.persistence.conftest import (
     engine_config,
     engine_on,
 )
+from tests.support import manual_clock
 
 pytestmark = pytest.mark.anyio
 
@@ -29,7 +29,7 @@ def seat_status(system: EngineSystem, date: str, seat: int) -> str:
 
 
 async def test_waiting_room_order_and_statuses_survive_a_restart(database_url: str) -> None:
-    clock = ManualClock()
+    clock = manual_clock()
     config = engine_config(admit_batch=3)
     users = [f"user{n}" for n in range(8)]
     async with engine_on(database_url, clock, config) as system:
@@ -55,7 +55,7 @@ async def test_waiting_room_order_and_statuses_survive_a_restart(database_url: s
 
 
 async def test_a_hold_keeps_its_absolute_expiry_across_a_restart(database_url: str) -> None:
-    clock = ManualClock()
+    clock = manual_clock()
     async with engine_on(database_url, clock) as system:
         hold = await system.hold("alice", CONCERT, DATE, 4)
     await clock.advance(120)  # the server is down for two minutes
@@ -71,7 +71,7 @@ async def test_a_hold_keeps_its_absolute_expiry_across_a_restart(database_url: s
 
 
 async def test_holds_that_lapsed_while_down_are_released_at_recovery(database_url: str) -> None:
-    clock = ManualClock()
+    clock = manual_clock()
     async with engine_on(database_url, clock) as system:
         await system.hold("alice", CONCERT, DATE, 1)
         await system.hold("bob", CONCERT, DATE, 2)
@@ -85,7 +85,7 @@ async def test_holds_that_lapsed_while_down_are_released_at_recovery(database_ur
 
 
 async def test_balances_and_idempotency_keys_survive_a_restart(database_url: str) -> None:
-    clock = ManualClock()
+    clock = manual_clock()
     async with engine_on(database_url, clock) as system:
         await system.charge("alice", 300, "topup-1")
         await system.charge("alice", 200, "topup-2")
@@ -101,7 +101,7 @@ async def test_balances_and_idempotency_keys_survive_a_restart(database_url: str
 
 
 async def test_a_completed_payment_survives_a_restart(database_url: str) -> None:
-    clock = ManualClock()
+    clock = manual_clock()
     async with engine_on(database_url, clock) as system:
         await system.join("alice")
         await clock.advance(system.config.admit_interval_seconds)
@@ -124,7 +124,7 @@ async def test_a_completed_payment_survives_a_restart(database_url: str) -> None
 async def test_snapshot_and_tail_rebuild_every_actor_exactly(
     database_url: str, snapshot_every: int
 ) -> None:
-    clock = ManualClock()
+    clock = manual_clock()
     config = engine_config(snapshot_every=snapshot_every, admit_batch=4)
     async with engine_on(database_url, clock, config) as system:
         for n in range(10):
