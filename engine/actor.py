@@ -30,14 +30,13 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
 import anyio
-import anyio.lowlevel
 from anyio.abc import TaskStatus
 
-from engine.clock import Clock, TimerHandle
+from engine.clock import Clock
 from engine.errors import ActorUnavailable, EngineError, HandlerCrashed, Overloaded
 from engine.events import Event
 from engine.journal import ActorHistory, CommitTicket, Journal, JournalRecord, Snapshot
-from engine.wakeup import Wakeup, wakeup_factory
+from engine.loop import EventLoop, TimerHandle, Wakeup, running
 
 log = logging.getLogger(__name__)
 
@@ -216,7 +215,9 @@ class Actor(ABC, Generic[S]):
         self._armed: float | None = None
         self._timer: TimerHandle | None = None
         self._expire_queued = False
-        self._running = False
+        # The event loop `run` serves on (None when not running), looked up once: on the hot
+        # path its checkpoint costs a bare pass through the loop, anyio's a backend lookup too.
+        self._loop: EventLoop | None = None
         self._processed = 0
         self._errors = 0
         self._overloaded = 0
@@ -256,12 +257,13 @@ class Actor(ABC, Generic[S]):
         if self._poisoned or not self.journal.healthy:
             raise ActorUnavailable(self._unavailable_reason())
         pending = _Pending(self._mailbox.new_event)
-        if self._plain and self._mailbox.parked():
+        loop = self._loop
+        if self._plain and loop is not None and self._mailbox.parked():
             self._turn_now(command, pending)
             if pending.ticket is not None and pending.ticket.done:
                 # Answered and durable at once (a refusal, an in-memory journal): still a
                 # checkpoint, or a caller asking in a loop would never let the loop run.
-                await anyio.lowlevel.checkpoint()
+                await loop.checkpoint()
                 return pending.outcome()
         else:
             self._post(command, pending)
@@ -317,26 +319,26 @@ class Actor(ABC, Generic[S]):
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Serve commands until the mailbox is closed and drained."""
-        self._mailbox.new_event = wakeup_factory()
-        self._running = True
+        loop = self._loop = running()
+        self._mailbox.new_event = loop.new_wakeup
         try:
             self._arm(self.state.next_deadline())
             task_status.started()
             while True:
                 try:
-                    command, pending = await self._next_command()
+                    command, pending = await self._next_command(loop)
                 except anyio.EndOfStream:
                     break
                 if self._poisoned:
                     await self._rebuild()
                 await self._turn(command, pending)
         finally:
-            self._running = False
+            self._loop = None
             self._mailbox.close()
             self._disarm()
             self._stopped.set()
 
-    async def _next_command(self) -> tuple[Any, _Pending | None]:
+    async def _next_command(self, loop: EventLoop) -> tuple[Any, _Pending | None]:
         """The next command: straight from the mailbox while a burst lasts (no trip through
         the event loop per turn), then through a checkpoint so other tasks get their turn."""
         items = self._mailbox.items
@@ -344,7 +346,7 @@ class Actor(ABC, Generic[S]):
             if self._burst < BURST:
                 self._burst += 1
                 return items.popleft()
-            await anyio.lowlevel.checkpoint()
+            await loop.checkpoint()
         self._burst = 0
         return await self._mailbox.get()
 
@@ -509,7 +511,7 @@ class Actor(ABC, Generic[S]):
                 self.seq = record.actor_seq
         self._since_snapshot = len(history.records) if history is not None else 0
         self._last_ticket = CommitTicket.committed()
-        if self._running:  # a rebuild mid-run: the deadlines may have moved either way
+        if self._loop is not None:  # a rebuild mid-run: the deadlines may have moved either way
             self._disarm()
             self._arm(self.state.next_deadline())
 

@@ -11,7 +11,6 @@ cancel scope. The callback runs on the event loop's thread, between tasks, and m
 
 from __future__ import annotations
 
-import asyncio
 import heapq
 import itertools
 import time
@@ -20,9 +19,9 @@ from typing import Protocol
 
 import anyio
 
+from engine.loop import EventLoop, TimerHandle, running
 
-class TimerHandle(Protocol):
-    def cancel(self) -> None: ...
+__all__ = ["Clock", "ManualClock", "SystemClock", "TimerHandle"]
 
 
 class Clock(Protocol):
@@ -34,27 +33,27 @@ class Clock(Protocol):
 
 
 class SystemClock:
+    """The wall clock; its timers are the running event loop's (`engine.loop`)."""
+
     def now(self) -> float:
         return time.time()
 
     def call_at(self, deadline: float, callback: Callable[[], None]) -> TimerHandle:
-        return _LoopTimer(asyncio.get_running_loop(), deadline, callback)
+        return _WallTimer(running(), deadline, callback)
 
 
-class _LoopTimer:
-    """A deadline on the running asyncio loop. The loop's timers run on its monotonic clock
-    (and uvloop's in whole milliseconds), so one may fire a hair early by ours: then it waits
-    the rest. No reference cycle is left behind for the collector."""
+class _WallTimer:
+    """A deadline on the wall clock. The loop's timers run on its monotonic clock (and
+    uvloop's in whole milliseconds), so one may fire a hair early by ours: then it waits the
+    rest. No reference cycle is left behind for the collector."""
 
     __slots__ = ("callback", "deadline", "inner", "loop")
 
-    def __init__(
-        self, loop: asyncio.AbstractEventLoop, deadline: float, callback: Callable[[], None]
-    ) -> None:
+    def __init__(self, loop: EventLoop, deadline: float, callback: Callable[[], None]) -> None:
         self.loop = loop
         self.deadline = deadline
         self.callback: Callable[[], None] | None = callback
-        self.inner: asyncio.TimerHandle | None = None
+        self.inner: TimerHandle | None = None
         self._schedule()
 
     def _schedule(self) -> None:

@@ -9,6 +9,9 @@ import anyio
 
 from engine.clock import ManualClock
 
+# The engine's backends: asyncio (production, with uvloop) and trio, through anyio.
+BACKENDS = ["asyncio", "trio"]
+
 
 async def settle() -> None:
     """Return once every other task is blocked: whatever a test set in motion has run.

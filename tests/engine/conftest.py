@@ -11,12 +11,19 @@ from engine.clock import ManualClock
 from engine.config import EngineConfig
 from engine.journal import MemoryJournal
 from engine.system import EngineSystem
-from tests.support import manual_clock
+from tests.support import BACKENDS, manual_clock
 
 CONCERT = "aurora"
 DATE = "2027-01-15"
 OTHER_DATE = "2027-01-16"
 PRICE = 120
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def anyio_backend(request: pytest.FixtureRequest) -> str:
+    """Every async test here runs on each backend the engine supports."""
+    backend: str = request.param
+    return backend
 
 
 def catalog(seats: int = 50) -> list[ConcertInfo]:

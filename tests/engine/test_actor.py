@@ -203,7 +203,10 @@ async def test_an_ask_answered_at_once_still_lets_other_tasks_run() -> None:
     async with anyio.create_task_group() as tg:
         await tg.start(actor.run, name="actor")
         tg.start_soon(other)
+        # Without a checkpoint the asker would never let `other` run. With one, trio may still
+        # resume the asker first (it shuffles tasks made runnable together), but not twice.
         assert await actor.ask(("add", 1)) == 1
+        assert await actor.ask(("add", 1)) == 2
         assert others == ["ran"]
         actor.close()
 
@@ -219,6 +222,7 @@ async def test_reply_waits_for_the_commit_while_the_actor_goes_on() -> None:
     async with anyio.create_task_group() as tg:
         await tg.start(actor.run)
         tg.start_soon(add, 1)
+        await settle()  # in this order (trio may start two tasks either way round)
         tg.start_soon(add, 2)
         await settle()
         assert actor.state.total == 3  # both turns ran (pipelined) ...

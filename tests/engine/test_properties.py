@@ -139,6 +139,6 @@ def check_invariants(system: EngineSystem, ledger: Ledger, journal: MemoryJourna
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(batches)
 def test_random_interleavings_keep_seats_single_and_money_conserved(
-    script: Script,
+    anyio_backend: str, script: Script
 ) -> None:
-    anyio.run(play, script)
+    anyio.run(play, script, backend=anyio_backend)
