@@ -1,4 +1,5 @@
-"""Fixtures for engine tests: a whole engine on a manual clock and an in-memory journal."""
+"""Fixtures for engine tests: a whole engine on a manual clock and an in-memory journal, each
+async test on asyncio and on trio."""
 
 from __future__ import annotations
 
