@@ -11,7 +11,7 @@ import anyio
 import pytest
 
 from engine.actor import Actor
-from engine.clock import ManualClock
+from engine.clock import ManualClock, SystemClock
 from engine.errors import HandlerCrashed, JournalFailed, Overloaded, Refused
 from engine.events import Event, register
 from engine.journal import CommitTicket, JournalRecord, MemoryJournal
@@ -323,6 +323,20 @@ async def test_timer_sends_expire_due_as_a_turn_at_the_deadline() -> None:
         assert actor.state.rang == [130.0]
         await clock.advance(100)
         assert actor.state.rang == [130.0]  # one deadline, one ring
+        actor.close()
+
+
+async def test_timer_rings_on_the_system_clock_through_the_running_loop() -> None:
+    clock = SystemClock()
+    actor = CounterActor("counter", journal=MemoryJournal(), clock=clock)
+    async with anyio.create_task_group() as tg:
+        await tg.start(actor.run)
+        alarm = clock.now() + 0.05
+        await actor.ask(("alarm", alarm))
+        with anyio.fail_after(5):
+            while not actor.state.rang:
+                await anyio.sleep(0.01)
+        assert len(actor.state.rang) == 1 and actor.state.rang[0] >= alarm
         actor.close()
 
 
