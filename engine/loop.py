@@ -1,11 +1,12 @@
 """The seam between the engine and the running event loop: timers, a hand-off from other
 threads, one-shot wake-ups and a checkpoint.
 
-`running()` returns the running backend's `EventLoop`. On asyncio (uvloop included, which is
-what production runs on) that is `AsyncioLoop`, built on the loop's own primitives; on any other
-backend anyio runs (trio) it is `AnyioLoop`, built on anyio's. Look it up once, where a
-component starts on its loop (an actor's `run`, the journal writer's `run`), and keep what it
-hands out: commands and commits then never pay for finding the backend.
+`running()` returns the `EventLoop` of the library running the calling task, found as anyio
+finds it (sniffio). On asyncio (uvloop included, which is what production runs on) that is
+`AsyncioLoop`, built on the loop's own primitives; on any other backend anyio runs (trio) it is
+`AnyioLoop`, built on anyio's. Look it up once, where a component starts on its loop (an actor's
+`run`, the journal writer's `run`), and keep what it hands out: commands and commits then never
+pay for finding the backend.
 
 The contract, on either:
 
@@ -77,11 +78,35 @@ def running() -> EventLoop:
     Raises:
         RuntimeError: no event loop runs in this thread.
     """
+    if _library() == "asyncio":
+        return ASYNCIO
+    return _anyio_loop()  # raises RuntimeError when no event loop runs at all
+
+
+def _asyncio_or_none() -> str | None:
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return _anyio_loop()  # raises RuntimeError itself when no event loop runs at all
-    return ASYNCIO
+        return None
+    return "asyncio"
+
+
+def _sniffed() -> str | None:
+    try:
+        return sniffio.current_async_library()
+    except sniffio.AsyncLibraryNotFoundError:
+        return None
+
+
+# Which library runs this task, as anyio finds out: sniffio when it is installed (trio brings
+# it; it also tells trio's tasks from an asyncio loop hosting trio in guest mode), else asyncio.
+_library: Callable[[], str | None]
+try:
+    import sniffio
+except ImportError:
+    _library = _asyncio_or_none
+else:
+    _library = _sniffed
 
 
 @final

@@ -11,9 +11,11 @@ from collections.abc import Callable
 import anyio
 import anyio.to_thread
 import pytest
+import trio
+from outcome import Outcome
 
 from engine.clock import SystemClock
-from engine.loop import AsyncioLoop, Handoff, running
+from engine.loop import AnyioLoop, AsyncioLoop, Handoff, running
 
 pytestmark = pytest.mark.anyio
 
@@ -32,6 +34,25 @@ async def until(event: anyio.Event) -> None:
 async def test_the_running_loop_is_found_for_each_backend(anyio_backend: str) -> None:
     assert isinstance(running(), AsyncioLoop) == (anyio_backend == "asyncio")
     assert running() is running()
+
+
+def test_trio_hosted_by_an_asyncio_loop_is_told_from_it() -> None:
+    """In trio's guest mode its tasks run inside the asyncio loop's callbacks: the seam goes
+    by the library running the task (as anyio does, through sniffio), not by the thread."""
+
+    async def guest() -> bool:
+        return isinstance(running(), AnyioLoop)
+
+    async def host() -> bool:
+        assert isinstance(running(), AsyncioLoop)
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[Outcome[bool]] = loop.create_future()
+        trio.lowlevel.start_guest_run(
+            guest, run_sync_soon_threadsafe=loop.call_soon_threadsafe, done_callback=done.set_result
+        )
+        return (await done).unwrap()
+
+    assert asyncio.run(host())
 
 
 def test_outside_an_event_loop_there_is_none() -> None:
