@@ -326,6 +326,17 @@ async def test_timer_sends_expire_due_as_a_turn_at_the_deadline() -> None:
         actor.close()
 
 
+async def test_a_manual_clock_settles_by_itself_on_any_backend() -> None:
+    clock = ManualClock(start=100.0)  # settles with anyio.wait_all_tasks_blocked
+    actor = counter(MemoryJournal(), clock)
+    async with anyio.create_task_group() as tg:
+        await tg.start(actor.run)
+        await actor.ask(("alarm", 130.0))
+        await clock.advance(30)
+        assert actor.state.rang == [130.0]
+        actor.close()
+
+
 async def test_timer_rings_on_the_system_clock_through_the_running_loop() -> None:
     clock = SystemClock()
     actor = CounterActor("counter", journal=MemoryJournal(), clock=clock)
