@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest bench loadtest clean
+.PHONY: run test lint typecheck pytest bench loadtest soak clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -42,6 +42,15 @@ LOADTEST_USERS ?= 120
 loadtest: $(STAMP)
 	$(BIN)/python -m loadtests.loadtest --duration $(LOADTEST_DURATION) \
 		--users $(LOADTEST_USERS) $(if $(LOADTEST_HOST),--host $(LOADTEST_HOST))
+
+# SIGKILL under a full-flow load once a cycle, restart, audit: zero violations is the pass.
+# make soak SOAK_CYCLES=20 SOAK_SECONDS=60 SOAK_DATABASE=postgresql (DATABASE_URL_TEST's server)
+SOAK_CYCLES ?= 5
+SOAK_SECONDS ?= 30
+SOAK_DATABASE ?= sqlite
+soak: $(STAMP)
+	$(BIN)/python -m loadtests.soak --cycles $(SOAK_CYCLES) --seconds $(SOAK_SECONDS) \
+		--database $(SOAK_DATABASE)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

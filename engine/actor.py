@@ -26,17 +26,19 @@ import time
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Generic, Protocol, TypeVar
+from dataclasses import dataclass
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 import anyio
 from anyio.abc import TaskStatus
 
 from engine.clock import Clock
+from engine.commands import Command
 from engine.errors import ActorUnavailable, EngineError, HandlerCrashed, Overloaded
 from engine.events import Event
 from engine.journal import ActorHistory, CommitTicket, Journal, JournalRecord, Snapshot
 from engine.loop import EventLoop, TimerHandle, Wakeup, running
+from engine.views import ActorKind, ActorStats, Origin, Scalar
 
 log = logging.getLogger(__name__)
 
@@ -52,12 +54,13 @@ class DomainState(Protocol):
         """The state as JSON-ready values that share nothing mutable with the live state."""
         ...
 
-    def summary(self) -> dict[str, Any]: ...
+    def summary(self) -> dict[str, Scalar]: ...
 
 
 S = TypeVar("S", bound=DomainState)
+R = TypeVar("R")
 
-EventListener = Callable[[str, Sequence[Event]], None]
+EventListener = Callable[[Origin, Sequence[Event]], None]
 
 
 MAX_SNAPSHOT_GAP = 100_000  # events replayed at most on top of a large state's snapshot
@@ -72,13 +75,14 @@ _REBUILD = object()  # a no-op command that lets a poisoned actor rebuild at onc
 
 
 @dataclass(frozen=True, slots=True)
-class ExpireDue:
-    """Sent by an actor's own timer: expire whatever is due at `now`."""
+class ExpireDue(Command[None]):
+    """Sent by an actor's own timer: expire whatever is due at `now` (also sent at recovery,
+    for what lapsed while the engine was down)."""
 
     now: float
 
 
-_Item = tuple[Any, "_Pending | None"]
+_Item = tuple[Any, "_Pending[Any] | None"]
 
 
 class _Mailbox:
@@ -134,20 +138,21 @@ class _Mailbox:
             waiter.set()
 
 
-class _Pending:
+class _Pending(Generic[R]):
     """One caller's reply slot. It is woken once, when the reply is there *and* durable (or
     its commit failed): one wake-up per ask rather than one for the reply and one for the
     commit, as every wake-up of a task costs a pass through the busy event loop."""
 
     __slots__ = ("done", "error", "ticket", "value")
 
+    value: R  # set by the turn with the reply, unless it raised (then `error` is)
+
     def __init__(self, new_event: Callable[[], Wakeup]) -> None:
         self.done = new_event()
-        self.value: Any = None
         self.error: BaseException | None = None
         self.ticket: CommitTicket | None = None
 
-    def outcome(self) -> Any:
+    def outcome(self) -> R:
         """The reply once `done` is set: the value, or the error raised."""
         if self.ticket is not None:
             self.ticket.raise_if_failed()
@@ -163,26 +168,10 @@ class _Pending:
             del error
 
 
-@dataclass(frozen=True, slots=True)
-class ActorStats:
-    key: str
-    kind: str
-    mailbox_depth: int
-    mailbox_capacity: int
-    processed: int
-    errors: int
-    overloaded: int
-    rebuilds: int
-    latency_p50_ms: float
-    latency_p99_ms: float
-    latency_max_ms: float
-    state: dict[str, Any] = field(default_factory=dict)
-
-
 class Actor(ABC, Generic[S]):
     """Owns a state alone; the only way in is a command through the mailbox."""
 
-    kind = "actor"
+    kind: ClassVar[ActorKind]
 
     def __init__(
         self,
@@ -190,17 +179,22 @@ class Actor(ABC, Generic[S]):
         *,
         journal: Journal,
         clock: Clock,
+        origin: Origin | None = None,
         mailbox_size: int = 1024,
         snapshot_every: int = 1000,
         retry_after: float = 1.0,
     ) -> None:
         self.key = key
+        self.origin = origin or Origin(self.kind, key)
         self.journal = journal
         self.clock = clock
         self.snapshot_every = snapshot_every
         self.retry_after = retry_after
         self.state: S = self.initial_state()
         self.seq = 0
+        # Bumped by every change of the state (events applied, a rebuild): read views made
+        # from the state stay valid while it is unchanged.
+        self.version = 0
         self.listeners: list[EventListener] = []
         self._mailbox_size = mailbox_size
         self._mailbox = _Mailbox(mailbox_size)
@@ -236,18 +230,18 @@ class Actor(ABC, Generic[S]):
     @abstractmethod
     def state_from_snapshot(self, data: dict[str, Any]) -> S: ...
 
-    def decide(self, command: Any) -> Any:
+    def decide(self, command: Command[Any]) -> Any:
         """Run one command without awaiting: decide, `emit` the events, return the reply (or
         raise `Refused`). Plain actors implement this; flows that await implement `handle`."""
         raise NotImplementedError(f"{type(self).__name__} implements neither decide nor handle")
 
-    async def handle(self, command: Any) -> Any:
+    async def handle(self, command: Command[Any]) -> Any:
         """Run one command that may await (other actors, say); the default is `decide`."""
         return self.decide(command)
 
     # -- the way in ----------------------------------------------------------------------------
 
-    async def ask(self, command: Any) -> Any:
+    async def ask(self, command: Command[R]) -> R:
         """Send a command and wait for its reply, released once its events are durable.
 
         Raises `ActorUnavailable` at once, without running the command, while the actor
@@ -256,7 +250,7 @@ class Actor(ABC, Generic[S]):
         """
         if self._poisoned or not self.journal.healthy:
             raise ActorUnavailable(self._unavailable_reason())
-        pending = _Pending(self._mailbox.new_event)
+        pending: _Pending[R] = _Pending(self._mailbox.new_event)
         loop = self._loop
         if self._plain and loop is not None and self._mailbox.parked():
             self._turn_now(command, pending)
@@ -277,11 +271,11 @@ class Actor(ABC, Generic[S]):
             return f"{self.key} is rebuilding after a failed commit; retry shortly"
         return "the journal cannot commit right now; retry shortly"
 
-    def tell(self, command: Any) -> None:
+    def tell(self, command: Command[Any]) -> None:
         """Send a command without waiting for its outcome."""
         self._post(command, None)
 
-    def _post(self, command: Any, pending: _Pending | None) -> None:
+    def _post(self, command: Any, pending: _Pending[Any] | None) -> None:
         try:
             self._mailbox.put((command, pending))
         except anyio.WouldBlock:
@@ -301,6 +295,7 @@ class Actor(ABC, Generic[S]):
             self.state.apply(item)
             self.seq += 1
             records.append(JournalRecord(self.key, self.seq, item))
+        self.version += 1
         ticket = self.journal.append(records)
         self._last_ticket = ticket
         self._since_snapshot += len(records)
@@ -311,7 +306,7 @@ class Actor(ABC, Generic[S]):
     def _publish(self, events: Sequence[Event]) -> None:
         for listener in self.listeners:
             try:
-                listener(self.key, events)
+                listener(self.origin, events)
             except Exception:  # a broken subscriber must not break the actor
                 log.exception("event listener failed on %s", self.key)
 
@@ -338,7 +333,7 @@ class Actor(ABC, Generic[S]):
             self._disarm()
             self._stopped.set()
 
-    async def _next_command(self, loop: EventLoop) -> tuple[Any, _Pending | None]:
+    async def _next_command(self, loop: EventLoop) -> tuple[Any, _Pending[Any] | None]:
         """The next command: straight from the mailbox while a burst lasts (no trip through
         the event loop per turn), then through a checkpoint so other tasks get their turn."""
         items = self._mailbox.items
@@ -366,7 +361,7 @@ class Actor(ABC, Generic[S]):
     async def wait_stopped(self) -> None:
         await self._stopped.wait()
 
-    async def _turn(self, command: Any, pending: _Pending | None) -> None:
+    async def _turn(self, command: Any, pending: _Pending[Any] | None) -> None:
         if self._plain or isinstance(command, ExpireDue) or command is _REBUILD:
             self._turn_now(command, pending)
             return
@@ -379,7 +374,7 @@ class Actor(ABC, Generic[S]):
         else:
             self._turn_ends(command, pending, started, seq, value, None)
 
-    def _turn_now(self, command: Any, pending: _Pending | None) -> None:
+    def _turn_now(self, command: Any, pending: _Pending[Any] | None) -> None:
         """A turn that does not await: timer and rebuild turns, and every turn of a plain actor."""
         started = time.perf_counter()
         seq = self.seq
@@ -404,7 +399,7 @@ class Actor(ABC, Generic[S]):
     def _turn_ends(
         self,
         command: Any,
-        pending: _Pending | None,
+        pending: _Pending[Any] | None,
         started: float,
         seq: int,
         value: Any,
@@ -436,7 +431,9 @@ class Actor(ABC, Generic[S]):
         if deadline is not None and (self._armed is None or deadline < self._armed):
             self._arm(deadline)
 
-    def _reply(self, pending: _Pending | None, value: Any, error: BaseException | None) -> None:
+    def _reply(
+        self, pending: _Pending[Any] | None, value: Any, error: BaseException | None
+    ) -> None:
         if pending is None:
             if error is not None and not isinstance(error, EngineError | HandlerCrashed):
                 log.warning("told command failed on %s: %s", self.key, error)
@@ -509,6 +506,7 @@ class Actor(ABC, Generic[S]):
             for record in history.records:
                 self.state.apply(record.event)
                 self.seq = record.actor_seq
+        self.version += 1
         self._since_snapshot = len(history.records) if history is not None else 0
         self._last_ticket = CommitTicket.committed()
         if self._loop is not None:  # a rebuild mid-run: the deadlines may have moved either way

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Protocol
 
 CONCERT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+MAX_SEATS = 100_000  # seats of one date at most
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,3 +32,11 @@ class ConcertInfo:
 
 def date_key(concert_id: str, date: str) -> str:
     return f"date:{concert_id}:{date}"
+
+
+class CatalogStore(Protocol):
+    """Where the catalog is kept durably (persistence provides it)."""
+
+    async def add_concert(self, concert: ConcertInfo) -> None:
+        """Durably insert or update a concert and its dates (dates not named are kept)."""
+        ...

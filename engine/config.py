@@ -1,4 +1,4 @@
-"""Engine settings: the knobs of DESIGN.md's configuration that the domain and actors use."""
+"""Engine settings: the knobs of the configuration (docs/design.md) the actors use."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """The errors a command can answer with.
 
-Each carries a stable `code` from the contract (DESIGN.md) so the web layer maps it to an HTTP
-status without knowing the domain.
+Each carries a stable `code` from the contract (docs/design.md) so the web layer maps it to an
+HTTP status without knowing the domain.
 """
 
 from __future__ import annotations
@@ -16,11 +16,13 @@ class EngineError(Exception):
 
 
 class Refused(EngineError):
-    """A command the domain rules turned down; nothing changed."""
+    """A command the domain rules turned down; nothing changed. `field` names the part of
+    the command at fault, when one is (a seat out of range, a date listed twice)."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, *, field: str | None = None) -> None:
         super().__init__(message)
         self.code = code
+        self.field = field
 
 
 class Overloaded(EngineError):

@@ -19,6 +19,7 @@ import anyio
 
 from engine.errors import JournalFailed
 from engine.events import Event
+from engine.views import JournalStats
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +139,10 @@ class Journal(Protocol):
         """Queue records for durable storage; never blocks. Records of one call commit together."""
         ...
 
+    def report(self) -> JournalStats:
+        """Health and figures so far, for the admin API and the metrics."""
+        ...
+
     def save_snapshot(self, snapshot: Snapshot) -> None:
         """Store a snapshot after the records it covers; a lost snapshot only slows recovery."""
         ...
@@ -201,6 +206,10 @@ class MemoryJournal:
             self._lost_acks_due -= index not in self._lose_at
             return self._failed(keys)
         return CommitTicket.committed()
+
+    def report(self) -> JournalStats:
+        error = None if self.healthy else "the journal's database does not answer"
+        return JournalStats(self.healthy, error, self.appends, len(self.records), 0, 0)
 
     def _failed(self, keys: set[str]) -> CommitTicket:
         ticket = CommitTicket()

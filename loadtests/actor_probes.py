@@ -9,18 +9,28 @@ runtime, the journal hand-off, the refusal path and the timer.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
 
 from engine.actor import Actor
 from engine.clock import SystemClock
+from engine.commands import Command
 from engine.domain.waiting_room import RoomOpened
 from engine.errors import SEAT_TAKEN, Refused
 from engine.events import Event
 from engine.journal import MemoryJournal
+from engine.views import Scalar
 
 PROBES = ("no-op", "emit", "refuse", "later-deadline")
+
+
+@dataclass(frozen=True, slots=True)
+class Probe(Command[int]):
+    """One probe turn, answered with its index."""
+
+    index: int
 
 
 class _EmptyState:
@@ -36,12 +46,12 @@ class _EmptyState:
     def to_snapshot(self) -> dict[str, Any]:
         return {}
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self) -> dict[str, Scalar]:
         return {}
 
 
 class ProbeActor(Actor[_EmptyState]):
-    kind = "probe"
+    kind = "date"  # a stand-in for a seat map: the actor that takes holds
 
     def __init__(self, probe: str) -> None:
         super().__init__(probe, journal=MemoryJournal(), clock=SystemClock(), mailbox_size=4096)
@@ -54,16 +64,17 @@ class ProbeActor(Actor[_EmptyState]):
     def state_from_snapshot(self, data: dict[str, Any]) -> _EmptyState:
         return _EmptyState()
 
-    def decide(self, command: Any) -> Any:
+    def decide(self, command: Command[Any]) -> Any:
+        assert isinstance(command, Probe)
         self.turns += 1
         if self.probe == "emit":
             self.emit([RoomOpened("probe")])
         elif self.probe == "refuse":
-            raise Refused(SEAT_TAKEN, f"seat {command} is already taken")
+            raise Refused(SEAT_TAKEN, f"seat {command.index} is already taken")
         elif self.probe == "later-deadline" and self.turns % 10 == 0:
             # Like a hold: a deadline 300 s ahead, later than the one already armed.
             self.state.deadline = time.time() + 300 + self.turns
-        return command
+        return command.index
 
 
 async def serve_probe(probe: str, body: Any) -> Any:

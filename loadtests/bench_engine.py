@@ -37,13 +37,15 @@ from anyio.streams.memory import MemoryObjectReceiveStream
 
 from engine.catalog import ConcertDateInfo, ConcertInfo
 from engine.config import EngineConfig
-from engine.domain.waiting_room import RoomOpened, RoomSettings, WaitingRoom
+from engine.domain.waiting_room import RoomOpened, WaitingRoom
 from engine.errors import Overloaded, Refused
 from engine.journal import MemoryJournal
 from engine.system import EngineSystem
-from loadtests.actor_probes import PROBES, ProbeActor, serve_probe
+from engine.views import RoomSettings
+from loadtests.actor_probes import PROBES, Probe, ProbeActor, serve_probe
 from loadtests.figures import Figure, percentile, publish
 from loadtests.gc_meter import GcMeter
+from tests.commands import hold, join, release
 
 CONCERT = "bench"
 DATE = "2030-01-01"
@@ -167,7 +169,7 @@ async def hot_date_holds(callers: int, warmup: float, seconds: float, seats: int
         user = user_id(index)
         started = time.perf_counter()
         try:
-            reservation = await system.hold(user, CONCERT, DATE, rng.randint(1, seats))
+            reservation = await hold(system, user, CONCERT, DATE, rng.randint(1, seats))
         except Refused as refused:
             load.record(refused.code, time.perf_counter() - started)
             return
@@ -176,7 +178,7 @@ async def hot_date_holds(callers: int, warmup: float, seconds: float, seats: int
             return
         load.record("HELD", time.perf_counter() - started)
         started = time.perf_counter()
-        await system.release(user, reservation.reservation_id)
+        await release(system, user, reservation.reservation_id)
         if load.measuring:
             releases.record("RELEASED", time.perf_counter() - started)
 
@@ -199,7 +201,7 @@ async def probe_rates(callers: int, warmup: float, seconds: float) -> dict[str, 
                 started = time.perf_counter()
                 outcome = "reply"
                 try:
-                    await actor.ask(index)
+                    await actor.ask(Probe(index))
                 except Refused as refused:
                     outcome = refused.code
                 load.record(outcome, time.perf_counter() - started)
@@ -233,7 +235,7 @@ async def million_joins(users: int, callers: int, lookups: int) -> QueueRun:
         async def joiner(first: int) -> None:
             for n in range(first, users, callers):
                 started = time.perf_counter()
-                await system.join(user_id(n))
+                await join(system, user_id(n))
                 latencies.append(time.perf_counter() - started)
 
         started = time.perf_counter()
@@ -242,14 +244,14 @@ async def million_joins(users: int, callers: int, lookups: int) -> QueueRun:
                 tg.start_soon(joiner, first)
         join_seconds = time.perf_counter() - started
 
-        room = system.waiting_room.state
+        room = system.room.state
         seqs = random.Random(11).sample(list(room.waiting), min(lookups, len(room.waiting)))
         tokens = [room.token_for(seq) for seq in seqs]
         lookup_ns: list[int] = []
         clock = time.perf_counter_ns
         for token in tokens:
             started_ns = clock()
-            view = system.lookup_token(token)
+            view = system.token(token)
             lookup_ns.append(clock() - started_ns)
             assert view is not None and view.rank is not None
         rank_ns: list[int] = []

@@ -58,16 +58,18 @@ from engine.actors.wallet import shard_of
 from engine.catalog import ConcertDateInfo, ConcertInfo, date_key
 from engine.config import EngineConfig
 from engine.domain.seat_map import SeatMap
-from engine.domain.waiting_room import RoomOpened, RoomSettings, WaitingRoom
+from engine.domain.waiting_room import RoomOpened, WaitingRoom
 from engine.domain.wallet import Charged, Wallets
 from engine.errors import Refused
 from engine.events import Event
 from engine.journal import JournalRecord, MemoryJournal, Snapshot
 from engine.system import EngineSystem
+from engine.views import RoomSettings
 from loadtests.figures import Figure, percentile, publish
 from persistence import open_store
 from persistence.database import normalize_url
 from persistence.journal import LINGER, MAX_BATCH, SqlJournal
+from tests.commands import charge
 
 CALLERS = 1000
 THROUGHPUT_TARGET = 20_000  # durable events/s on SQLite
@@ -172,7 +174,7 @@ async def engine_charges(system: EngineSystem, charges: int, callers: int) -> fl
         while left > 0:
             left -= 1
             n += 1
-            await system.charge(user, 10, f"c{n}")
+            await charge(system, user, 10, f"c{n}")
 
     started = time.perf_counter()
     async with anyio.create_task_group() as tg:
@@ -359,12 +361,12 @@ async def probe(url: str, expected_path: str) -> dict[str, Any]:
         replayed = sum(len(h.records) for h in histories.values())
         parts = EngineSystem(store.journal, config=config, catalog=catalog)
         started = time.perf_counter()
-        for actor in parts.actors():
+        for actor in parts.all_actors():
             actor.restore(histories.get(actor.key))
         restore_seconds = time.perf_counter() - started
         gc.disable()
         started = time.perf_counter()
-        for actor in parts.actors():
+        for actor in parts.all_actors():
             actor.restore(histories.get(actor.key))
         restore_paused_seconds = time.perf_counter() - started
         gc.enable()
@@ -378,7 +380,7 @@ async def probe(url: str, expected_path: str) -> dict[str, Any]:
             # Read only now: millions of live objects would slow down the timed collections.
             expected = json.loads(Path(expected_path).read_text())
             for key, state in expected.items():
-                recovered = system.actor(key)
+                recovered = next((a for a in system.all_actors() if a.key == key), None)
                 assert recovered is not None, key
                 if normalized(recovered.state) != state:
                     raise AssertionError(f"{key} recovered differently from what was journaled")

@@ -113,7 +113,7 @@ def summary(
         f"audit: {'PASS' if result.ok else 'FAIL'} "
         f"({result.sold} seats sold, {result.payments} payments, revenue {result.revenue})"
     )
-    lines += [f"  [{'ok' if c.ok else 'FAIL'}] {c.name}: {c.detail}" for c in result.checks]
+    lines += result.lines()
     lines.append(f"reports: {out / 'loadtest_stats.csv'}, {out / 'loadtest.html'}")
     return "\n".join(lines)
 

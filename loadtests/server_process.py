@@ -1,7 +1,8 @@
 """A service process for the benchmarks and load tests: start, wait ready, measure, stop.
 
 Always on 127.0.0.1, on a free port, with its log in a file; `stop` drains with SIGTERM and
-falls back to SIGKILL, so no run leaves a server behind.
+falls back to SIGKILL, so no run leaves a server behind. `kill` is SIGKILL alone (a crash),
+after which `start` runs the server again on the same port and database.
 """
 
 from __future__ import annotations
@@ -77,18 +78,28 @@ class ServerProcess:
             args.append("serve")
         return [*args, "--port", str(self.port), "--database-url", self.database_url]
 
-    def start(self) -> None:
+    def start(self, *, poll: float = 0.1) -> None:
+        """Start (again, after `kill` or `stop`: the log goes on in the same file) and return
+        once /readyz answers 200, polled every `poll` seconds."""
         env = {**os.environ, **self.env, "PYTHONPATH": str(ROOT)}
         env.pop("DATABASE_URL", None)
-        with self.log_path.open("wb") as log:
+        with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 self.command(), cwd=self.directory, env=env, stdout=log, stderr=subprocess.STDOUT
             )
         try:
-            wait_until_answers(self.process, self.url + "/readyz", self.log, timeout=START_TIMEOUT)
+            wait_until_answers(
+                self.process, self.url + "/readyz", self.log, timeout=START_TIMEOUT, poll=poll
+            )
         except RuntimeError:
             self.stop()
             raise
+
+    def kill(self) -> None:
+        """SIGKILL: no drain, no flush; only what the journal had committed survives."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=10)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

@@ -20,10 +20,11 @@ like any other; from a failed commit until a commit or a probe (every `PROBE_INT
 through, `healthy` is False and actors refuse commands at once (503, retry) instead of
 queueing them behind the outage.
 
-A failed transaction acknowledges nothing: its tickets fail, every later queued append of the
-same actors is failed and dropped (their sequence numbers follow the lost ones), and those actor
-keys are poisoned (appends fail at once, snapshots are dropped) until the actor has rebuilt
-from what is durable and calls `reopen`. The queue and the poisoned keys are shared by the loop
+A failed transaction acknowledges nothing: its tickets fail, every queued append is failed and
+dropped (those of its actors have sequence numbers that follow the lost ones; the others would
+only wait on the same database), and the actor keys of all of them are poisoned (appends fail
+at once, snapshots are dropped) until the actor has rebuilt from what is durable and calls
+`reopen`. The queue and the poisoned keys are shared by the loop
 and the thread under one lock, so a failed group's actors are poisoned before the thread takes
 another group.
 """
@@ -47,6 +48,7 @@ from sqlalchemy import Engine
 from engine.errors import JournalFailed
 from engine.journal import ActorHistory, CommitTicket, FailureListener, JournalRecord, Snapshot
 from engine.loop import Handoff, running
+from engine.views import JournalStats
 from persistence.history import load_histories
 from persistence.rows import EncodedRow, GroupWriter, SnapshotRow, encode_records, encode_state
 
@@ -148,6 +150,17 @@ class SqlJournal:
             self._queue.append(_SnapshotWrite(snapshot.actor_key, snapshot.actor_seq, state))
             if self._thread_waits:
                 self._work.notify()
+
+    def report(self) -> JournalStats:
+        stats = self.stats
+        return JournalStats(
+            self.healthy,
+            None if self.healthy else self.last_error or "the journal cannot commit",
+            stats.commits,
+            stats.events,
+            stats.snapshots,
+            stats.failures,
+        )
 
     def on_failure(self, listener: FailureListener) -> None:
         self._listeners.append(listener)
@@ -293,24 +306,18 @@ class SqlJournal:
         self.stats.snapshots += len(snapshots)
 
     def _lose(self, batch: list[_Entry], error: Exception) -> None:
-        """A group failed: fail it and every queued append of its actors (and, transitively,
-        of the actors those appends touch), and poison all of them before the next group."""
-        lost: set[str] = set()
+        """A group failed: fail it and everything queued behind it, and poison every actor
+        concerned before the next group. Queued appends of other actors fail too: the
+        database that refused this group would make them wait for their own failure (a
+        deadline, a reconnect) while their callers wait; they get a prompt 503 instead."""
         failed = [entry for entry in batch if isinstance(entry, _Append)]
-        for entry in failed:
-            lost |= entry.keys
         with self._lock:
-            kept: deque[_Entry] = deque()
-            for queued in self._queue:
-                if isinstance(queued, _Append) and queued.keys & lost:
-                    lost |= queued.keys
-                    self._queued_events -= len(queued.rows)
-                    failed.append(queued)
-                elif isinstance(queued, _SnapshotWrite) and queued.actor_key in lost:
-                    continue
-                else:
-                    kept.append(queued)
-            self._queue = kept
+            failed += [entry for entry in self._queue if isinstance(entry, _Append)]
+            self._queue.clear()  # snapshots too: their actors rebuild, and snapshot again
+            self._queued_events = 0
+            lost: set[str] = set()
+            for entry in failed:
+                lost |= entry.keys
             fresh = self._poison_locked(lost)
         self.stats.failures += 1
         failure = JournalFailed(f"the journal could not commit: {type(error).__name__}")

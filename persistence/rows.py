@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import json.scanner
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
@@ -37,7 +38,8 @@ SnapshotRow = tuple[str, int, str]  # actor key, actor seq, state (JSON)
 _encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 # The C scanner without `json.loads`' Python wrapper (a whitespace regex on every call): our own
 # payloads have no surrounding whitespace. Two to three times faster over a million rows.
-_scan: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
+_DECODER: Any = json.JSONDecoder()  # typeshed types the scanner's context too narrowly
+_scan: Callable[[str, int], tuple[Any, int]] = json.scanner.make_scanner(_DECODER)
 _KINDS: dict[str, type[Event]] = {}
 
 _COLUMNS = "actor_key, actor_seq, kind, payload, recorded_at"

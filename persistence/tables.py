@@ -2,7 +2,8 @@
 
 `journal_event` is append-only: `seq` is the global order of commits, `(actor_key, actor_seq)` is
 unique and indexed, which is how recovery reads one actor's tail after its snapshot. `snapshot`
-keeps only the latest state of each actor (older ones are deleted in the same transaction).
+keeps only the latest state of each actor (each new one replaces it, upserted in the group
+commit that follows the records it covers).
 """
 
 from __future__ import annotations
@@ -66,4 +67,4 @@ class SchemaVersion(SQLModel, table=True):
     applied_at: datetime
 
 
-journal_table = JournalEvent.__table__  # type: ignore[attr-defined]
+journal_table = SQLModel.metadata.tables["journal_event"]

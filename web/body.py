@@ -1,18 +1,24 @@
-"""Reading a JSON request body: at most 16 KiB, validated strictly against a request model.
+"""Reading a JSON request body: at most 16 KiB, JSON only, validated strictly against a model.
 
-Anything that does not fit (too big, not JSON, wrong types, unknown or missing fields) is a
-422 VALIDATION_ERROR naming the offending field, so a client learns exactly what to fix.
+Anything that does not fit is refused naming what to fix: a body over 16 KiB, not JSON, an
+object with a key given twice, wrong types, unknown or missing fields are 422
+VALIDATION_ERROR (with the offending `field`); a `Content-Type` other than JSON is 415.
 """
 
 from __future__ import annotations
 
-from typing import TypeVar
+import functools
+import json
+import json.scanner
+import typing
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from starlette.requests import ClientDisconnect, Request
 
 from engine.errors import VALIDATION_ERROR
-from web.errors import ApiError
+from web.errors import UNSUPPORTED_MEDIA_TYPE, ApiError
 
 MAX_BODY_BYTES = 16 * 1024
 
@@ -20,10 +26,19 @@ M = TypeVar("M", bound=BaseModel)
 
 
 async def read_body(request: Request, model: type[M]) -> M:
-    declared = request.headers.get("content-length")
-    if declared is not None and (
-        not declared.isascii() or not declared.isdigit() or int(declared) > MAX_BODY_BYTES
-    ):
+    media = length = None
+    # One pass over the raw headers for both (Headers.get would scan them once each).
+    for name, value in request.scope["headers"]:
+        if name == b"content-type":
+            media = value
+        elif name == b"content-length":
+            length = value
+    if media is not None and media != _JSON and not _is_json(media.decode("latin-1")):
+        raise ApiError(
+            UNSUPPORTED_MEDIA_TYPE,
+            f"send JSON (Content-Type: application/json), not {media.decode('latin-1')}",
+        )
+    if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
         raise _too_big()
     # Read message by message so a client lying about (or omitting) Content-Length cannot
     # make us buffer more than the limit. Straight from `receive` rather than through
@@ -42,10 +57,39 @@ async def read_body(request: Request, model: type[M]) -> M:
 
 
 def parse(model: type[M], raw: bytes | str) -> M:
+    """`raw` as a `model`: JSON with no key given twice, validated strictly."""
     try:
-        return model.model_validate_json(raw)
+        value = model.model_validate_json(raw)
     except ValidationError as invalid:
         raise validation_error(invalid) from None
+    # pydantic's parser keeps the last of two equal keys. Every key is followed by a colon,
+    # so a body with no more colons than the fields it set has no key twice; only a body
+    # with a colon in a string (or nested objects) is parsed again to make sure.
+    colons = raw.count(b":") if isinstance(raw, bytes) else raw.count(":")
+    if colons > len(value.model_fields_set) or _nested(model):
+        _no_key_twice(raw)
+    return value
+
+
+@functools.cache
+def _nested(model: type[BaseModel]) -> bool:
+    """Whether the model holds other models (whose keys its own fields do not count)."""
+    return any(_mentions_model(field.annotation) for field in model.model_fields.values())
+
+
+def _mentions_model(annotation: Any) -> bool:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return True
+    return any(_mentions_model(arg) for arg in typing.get_args(annotation))
+
+
+def _no_key_twice(raw: bytes | str) -> None:
+    try:
+        _loads(raw)
+    except DuplicateKey as duplicate:
+        raise ApiError(
+            VALIDATION_ERROR, f"the key {duplicate.key} is given twice", field=duplicate.key
+        ) from None
 
 
 def validation_error(invalid: ValidationError) -> ApiError:
@@ -55,8 +99,51 @@ def validation_error(invalid: ValidationError) -> ApiError:
         return ApiError(VALIDATION_ERROR, f"the body is not valid JSON: {first['msg']}")
     if first["type"] == "extra_forbidden":
         return ApiError(VALIDATION_ERROR, f"unknown field {field}", field=field)
+    if first["type"] == "model_type":
+        return ApiError(VALIDATION_ERROR, "the body must be a JSON object")
     message = f"{field}: {first['msg']}" if field else first["msg"]
     return ApiError(VALIDATION_ERROR, message, field=field)
+
+
+def _loads(raw: bytes | str) -> Any:
+    """The JSON value of `raw` (already known to be valid JSON), refusing a key given twice
+    in any object (`DuplicateKey`)."""
+    text = raw.decode() if isinstance(raw, bytes) else raw
+    start = len(text) - len(text.lstrip(_WHITESPACE))
+    value, end = _scan(text, start)
+    if text[end:].strip(_WHITESPACE):
+        raise ValueError(f"extra data at character {end}")
+    return value
+
+
+class DuplicateKey(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    values = dict(pairs)
+    if len(values) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise DuplicateKey(key)
+            seen.add(key)
+    return values
+
+
+def _is_json(media: str) -> bool:
+    kind = media.partition(";")[0].strip().lower()
+    return kind == "application/json" or (
+        kind.startswith("application/") and kind.endswith("+json")
+    )
+
+
+_JSON = b"application/json"
+_WHITESPACE = " \t\n\r"  # JSON's own; str.strip() would take more
+_DECODER: Any = json.JSONDecoder(object_pairs_hook=_object)  # Any: typeshed is too narrow
+_scan: Callable[[str, int], tuple[Any, int]] = json.scanner.make_scanner(_DECODER)
 
 
 def _too_big() -> ApiError:

@@ -2,10 +2,13 @@
 
     concert-queue serve [--host H] [--port P] [--database-url URL]
 
-Flags override the environment (DESIGN.md, "Configuration"). It prints the URL and the admin
+Flags override the environment (docs/design.md, "Configuration"). It prints the URL and the admin
 token (a random one unless ADMIN_TOKEN is set). SIGTERM or Ctrl-C drains: no new connections,
-websockets closed with 1001, in-flight requests and queued actor turns finished, the journal
-flushed; then the process exits.
+requests on open ones answered 503 UNAVAILABLE, websockets closed with 1001, in-flight requests
+and queued actor turns finished, the journal flushed; then the process exits.
+
+The HTTP protocol is uvicorn's httptools one guarded by web.protocol (head size and time,
+connection limit), and no log line carries a token (web.logs).
 """
 
 from __future__ import annotations
@@ -20,10 +23,12 @@ from collections.abc import Sequence
 from types import FrameType
 
 import uvicorn
-from starlette.applications import Starlette
 
 from persistence.database import normalize_url
 from web.app import create_app
+from web.limits import Limits
+from web.logs import redact_tokens
+from web.protocol import Guard, protocol_class
 from web.runtime import Runtime
 from web.settings import Settings, SettingsError
 
@@ -36,12 +41,14 @@ class DrainingServer(uvicorn.Server):
     """A uvicorn server that closes websockets with 1001 before uvicorn's own shutdown.
 
     uvicorn would close them with 1012 (service restart) after it stopped listening; we stop
-    listening first, then let the hub say "going away", then let uvicorn finish the rest.
+    listening first (and answer 503 to any request still arriving on an open connection), then
+    let the hub say "going away", then let uvicorn finish the rest.
     """
 
-    def __init__(self, config: uvicorn.Config, runtime: Runtime) -> None:
+    def __init__(self, config: uvicorn.Config, runtime: Runtime, guard: Guard) -> None:
         super().__init__(config)
         self.runtime = runtime
+        self.guard = guard
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         super().handle_exit(sig, frame)
@@ -50,6 +57,7 @@ class DrainingServer(uvicorn.Server):
         self._captured_signals.clear()
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        self.guard.stop(self.server_state.connections)
         for server in self.servers:
             server.close()
         await self.runtime.drain()
@@ -98,14 +106,16 @@ def raise_open_files_limit() -> None:
 
 def serve(settings: Settings, log_level: str = "info") -> int:
     raise_open_files_limit()
-    app: Starlette = create_app(settings)
-    runtime: Runtime = app.state.runtime
+    limits = Limits.for_process(settings)
+    guard = Guard(limits)
+    app = create_app(settings)
+    runtime = app.runtime
     config = uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
         loop="uvloop",
-        http="httptools",
+        http=protocol_class(guard),
         ws="websockets-sansio",
         ws_max_size=WS_MAX_MESSAGE,
         # Messages are a few dozen bytes: compressing each one for 10,000 sockets costs CPU
@@ -117,14 +127,19 @@ def serve(settings: Settings, log_level: str = "info") -> int:
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
         backlog=BACKLOG,
     )
+    redact_tokens()  # uvicorn.Config has just configured its loggers
     print(f"concert-queue on {settings.url}", flush=True)
     print(f"database: {settings.database_url}", flush=True)
     if settings.admin_token_generated:
         print(f"admin token (generated; set ADMIN_TOKEN to fix it): {settings.admin_token}")
     else:
         print("admin token: the value of ADMIN_TOKEN")
+    print(
+        f"connections: at most {limits.max_connections}, request heads "
+        f"{limits.max_head_bytes // 1024} KiB within {limits.head_timeout:g} s"
+    )
     sys.stdout.flush()
-    server = DrainingServer(config, runtime)
+    server = DrainingServer(config, runtime, guard)
     server.run()
     return 0 if server.started else 1
 

@@ -1,27 +1,66 @@
-"""One declaration per HTTP route: handler, body model, responses, auth and error codes.
+"""One declaration per HTTP route, and the wrapper that serves it as declared.
 
-The Starlette routes and `/openapi.json` are both built from these declarations, so the
-document cannot drift from what is served. Handlers raise `ApiError` or engine errors; the
-route wrapper turns them into the error model without going through exception middleware.
+An `Endpoint` names its method and path, handler, gate (`auth`), body model, responses and
+error codes. The routes (web/dispatch.py) and `/openapi.json` (web/openapi.py) are both built
+from these declarations, and the wrapper (`EndpointApp`) applies the declared gate before the
+handler runs and hands the handler what the gate checked (`Call`), so a handler cannot
+declare one gate and check another, and the document cannot drift from what is served.
+Every error a gate or handler raises is answered here, in the error model.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from engine.face import Engine, TokenView
+from web import gate
 from web.errors import response_for
 from web.responses import JSON, JsonResponse
 
-Handler = Callable[[Request], Awaitable[Response]]
+if TYPE_CHECKING:
+    from web.runtime import Runtime
+
 Auth = Literal["none", "token", "active", "admin"]
+
+
+class Call:
+    """What a handler is handed: the request and what its endpoint's gate checked.
+
+    `engine` is set for every endpoint declared with `engine=True`, `me` (the caller's checked
+    token view) behind the "token" and "active" gates; a handler reading one its declaration
+    does not provide gets an AttributeError, which the tests of every route would show.
+    """
+
+    # A plain slotted class rather than a frozen dataclass: one is made per request, and a
+    # frozen dataclass sets each field through `object.__setattr__`.
+    __slots__ = ("engine", "me", "request", "runtime")
+
+    engine: Engine
+    me: TokenView
+
+    def __init__(
+        self,
+        request: Request,
+        runtime: Runtime,
+        engine: Engine | None = None,
+        me: TokenView | None = None,
+    ) -> None:
+        self.request = request
+        self.runtime = runtime
+        if engine is not None:
+            self.engine = engine
+        if me is not None:
+            self.me = me
+
+
+Handler = Callable[[Call], Awaitable[Response]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,36 +97,71 @@ class Endpoint:
     tag: str = "api"
     engine: bool = True  # needs the running engine: 503 UNAVAILABLE while it starts or stops
 
-    def route(self) -> Route:
-        name = self.handler.__name__
-        return Route(self.path, EndpointApp(self.handler), methods=[self.method], name=name)
+    @property
+    def name(self) -> str:
+        return self.handler.__name__
 
 
 class EndpointApp:
-    """One route's ASGI app: the handler's response, or its error in the error model.
+    """Serves one endpoint: its gate, its handler, and its errors in the error model."""
 
-    An ASGI app rather than a request -> response function, because Starlette wraps such a
-    function in an exception-handling layer that intercepts every `send`; every error of a
-    handler is answered here, so that layer only cost time (a few percent of the hold route).
-    """
+    __slots__ = ("_gate", "endpoint", "handler", "path", "runtime")
 
-    __slots__ = ("handler",)
-
-    def __init__(self, handler: Handler) -> None:
-        self.handler = handler
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self.respond(scope, receive, send)
+    def __init__(self, endpoint: Endpoint, runtime: Runtime) -> None:
+        self.endpoint = endpoint
+        self.path = endpoint.path
+        self.handler = endpoint.handler
+        self.runtime = runtime
+        self._gate = _GATES[endpoint.auth, endpoint.engine]
 
     async def respond(self, scope: Scope, receive: Receive, send: Send) -> int:
         """Answer the request; the status answered."""
         request = Request(scope, receive, send)
         try:
-            response = await self.handler(request)
+            response = await self.handler(self._gate(self.runtime, request))
         except Exception as error:
             response = response_for(error)
         await response(scope, receive, send)
         return response.status_code
+
+
+def _nothing(runtime: Runtime, request: Request) -> Call:
+    return Call(request, runtime)
+
+
+def _admin_only(runtime: Runtime, request: Request) -> Call:
+    gate.admin(request, runtime.settings.admin_token)
+    return Call(request, runtime)
+
+
+def _open(runtime: Runtime, request: Request) -> Call:
+    return Call(request, runtime, runtime.engine())
+
+
+def _token(runtime: Runtime, request: Request) -> Call:
+    engine = runtime.engine()
+    return Call(request, runtime, engine, gate.any_token(engine, request))
+
+
+def _active(runtime: Runtime, request: Request) -> Call:
+    engine = runtime.engine()
+    return Call(request, runtime, engine, gate.active_token(engine, request))
+
+
+def _admin(runtime: Runtime, request: Request) -> Call:
+    gate.admin(request, runtime.settings.admin_token)
+    return Call(request, runtime, runtime.engine())
+
+
+# By (auth, engine): a token gate needs the engine to read the token.
+_GATES: dict[tuple[Auth, bool], Callable[[Runtime, Request], Call]] = {
+    ("none", False): _nothing,
+    ("admin", False): _admin_only,
+    ("none", True): _open,
+    ("token", True): _token,
+    ("active", True): _active,
+    ("admin", True): _admin,
+}
 
 
 def json_response(

@@ -13,8 +13,6 @@ import logging
 import math
 from typing import Any
 
-from starlette.exceptions import HTTPException
-from starlette.requests import Request
 from starlette.responses import Response
 
 from engine import errors as codes
@@ -35,6 +33,11 @@ OVERLOADED = "OVERLOADED"
 UNAVAILABLE = "UNAVAILABLE"
 INTERNAL = "INTERNAL"
 METHOD_NOT_ALLOWED = "METHOD_NOT_ALLOWED"
+UPGRADE_REQUIRED = "UPGRADE_REQUIRED"
+UNSUPPORTED_MEDIA_TYPE = "UNSUPPORTED_MEDIA_TYPE"
+# Answered by the HTTP protocol itself (web.protocol) before a request reaches the app.
+REQUEST_TIMEOUT = "REQUEST_TIMEOUT"
+HEADERS_TOO_LARGE = "HEADERS_TOO_LARGE"
 
 STATUS_OF_CODE: dict[str, int] = {
     TOKEN_MISSING: 401,
@@ -45,6 +48,10 @@ STATUS_OF_CODE: dict[str, int] = {
     codes.NOT_OWNER: 403,
     codes.NOT_FOUND: 404,
     METHOD_NOT_ALLOWED: 405,
+    REQUEST_TIMEOUT: 408,
+    UPGRADE_REQUIRED: 426,
+    UNSUPPORTED_MEDIA_TYPE: 415,
+    HEADERS_TOO_LARGE: 431,
     codes.VALIDATION_ERROR: 422,
     codes.SEAT_TAKEN: 409,
     codes.HOLD_LIMIT: 409,
@@ -109,7 +116,7 @@ def response_for(error: Exception) -> Response:
         )
     if isinstance(error, Refused):
         status = STATUS_OF_CODE.get(error.code, 400)
-        return error_response(status, error.code, error.message)
+        return error_response(status, error.code, error.message, field=error.field)
     if isinstance(error, Overloaded):
         retry = str(max(1, math.ceil(error.retry_after)))
         return error_response(503, OVERLOADED, error.message, headers={"Retry-After": retry})
@@ -125,22 +132,3 @@ def response_for(error: Exception) -> Response:
         return error_response(500, INTERNAL, "internal error")
     log.exception("unexpected error", exc_info=error)
     return error_response(500, INTERNAL, "internal error")
-
-
-async def http_exception_handler(request: Request, exc: Exception) -> Response:
-    """Routing errors (unknown path, wrong method) in the error model."""
-    assert isinstance(exc, HTTPException)
-    if exc.status_code == 404:
-        return error_response(404, codes.NOT_FOUND, f"no route {request.url.path}")
-    if exc.status_code == 405:
-        return error_response(
-            405,
-            METHOD_NOT_ALLOWED,
-            f"{request.method} is not allowed on {request.url.path}",
-            headers=dict(exc.headers or {}),
-        )
-    return error_response(exc.status_code, "HTTP_ERROR", str(exc.detail))
-
-
-async def unexpected_error_handler(request: Request, exc: Exception) -> Response:
-    return response_for(exc)

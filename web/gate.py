@@ -1,7 +1,12 @@
-"""The token gate and the admin check, read straight from the actors' published views.
+"""The gates an endpoint declares (`auth=`), applied by the endpoint wrapper (web/endpoints.py).
 
-The gate runs on every request, so it never goes through a mailbox: the waiting room's read
-view answers `token -> status` in O(1) (an HMAC check and two dict lookups).
+- "none": anyone;
+- "token": a genuine queue token, whatever its status (its owner reading their own state);
+- "active": a PROCESSING token whose active window has not run out (holds, listings);
+- "admin": the admin token.
+
+The token gate runs on every request, so it never goes through a mailbox: the engine's token
+view answers at once (an HMAC check and two dict lookups).
 """
 
 from __future__ import annotations
@@ -10,9 +15,8 @@ import hmac
 
 from starlette.requests import Request
 
-from engine.domain.waiting_room import EXPIRED, PROCESSING, TokenView, refusal_for
 from engine.errors import NOT_OWNER, TOKEN_INVALID
-from engine.system import EngineSystem
+from engine.face import Engine, TokenView, refusal_for
 from web.errors import TOKEN_MISSING, ApiError
 
 
@@ -28,33 +32,21 @@ def bearer(request: Request) -> str:
     return token
 
 
-def any_token(system: EngineSystem, request: Request) -> TokenView:
+def any_token(engine: Engine, request: Request) -> TokenView:
     """The view of a genuine queue token, whatever its status."""
-    view = system.lookup_token(bearer(request))
+    view = engine.token(bearer(request))
     if view is None:
         raise ApiError(TOKEN_INVALID, "unknown or forged queue token")
     return view
 
 
-def active_token(system: EngineSystem, request: Request) -> TokenView:
+def active_token(engine: Engine, request: Request) -> TokenView:
     """The view of a PROCESSING token whose active window has not run out."""
-    return require_active(system, any_token(system, request))
-
-
-def require_active(system: EngineSystem, view: TokenView) -> TokenView:
-    until = view.active_until
-    if view.status == PROCESSING and (until is None or until > system.clock.now()):
-        return view
-    raise refusal_for(status_now(system, view))
-
-
-def status_now(system: EngineSystem, view: TokenView) -> str:
-    """The token's status, EXPIRED once its active window has run out: the waiting room
-    expires windows on its timer, and a request in the gap before that turn is too late."""
-    until = view.active_until
-    if view.status == PROCESSING and until is not None and until <= system.clock.now():
-        return EXPIRED
-    return view.status
+    view = any_token(engine, request)
+    status = view.status_at(engine.now())
+    if status != "PROCESSING":
+        raise refusal_for(status)
+    return view
 
 
 def same_user(view: TokenView, user_id: str | None) -> None:

@@ -7,16 +7,12 @@ live actors when `/metrics` is scraped, so the hot path pays nothing for them.
 
 from __future__ import annotations
 
-import time
 from bisect import bisect_left
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from prometheus_client import (
-    CollectorRegistry,
-    Gauge,
-    disable_created_metrics,
-)
+import prometheus_client
+from prometheus_client import CollectorRegistry, Gauge
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -24,12 +20,20 @@ from prometheus_client.core import (
     Metric,
 )
 from prometheus_client.registry import Collector
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from engine.domain.seat_map import HoldExpired, HoldReleased, SeatHeld, SeatsSold
-from engine.domain.waiting_room import ActiveExpired, Admitted, Joined, TokenCompleted
-from engine.events import Event
-from engine.system import EngineSystem
+from engine.face import (
+    ActiveExpired,
+    Admitted,
+    Engine,
+    Event,
+    HoldExpired,
+    HoldReleased,
+    Joined,
+    Origin,
+    SeatHeld,
+    SeatsSold,
+    TokenCompleted,
+)
 
 if TYPE_CHECKING:
     from web.runtime import Runtime
@@ -40,7 +44,7 @@ LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 
 class Metrics:
     def __init__(self, runtime: Runtime) -> None:
-        disable_created_metrics()  # type: ignore[no-untyped-call]  # *_created doubles a scrape
+        _disable_created_metrics()  # *_created series would double a scrape
         self.registry = CollectorRegistry()
         r = self.registry
         self.requests = RequestStats(LATENCY_BUCKETS)
@@ -51,10 +55,10 @@ class Metrics:
         websockets.set_function(lambda: runtime.hub.count)
         r.register(EngineCollector(runtime))
 
-    def attach(self, system: EngineSystem) -> None:
-        system.subscribe(self.on_events)
+    def attach(self, engine: Engine) -> None:
+        engine.subscribe(self.on_events)
 
-    def on_events(self, actor_key: str, events: Sequence[Event]) -> None:
+    def on_events(self, origin: Origin, events: Sequence[Event]) -> None:
         self.events.count(events)
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
@@ -170,49 +174,25 @@ class EngineCollector(Collector):
         healthy = GaugeMetricFamily(
             f"{PREFIX}_journal_healthy", "1 while journal commits go through, 0 while they fail"
         )
-        store = self.runtime.store
-        if store is not None:
-            healthy.add_metric([], 1 if store.journal.healthy else 0)
-            writer = store.journal.stats
-            journal.add_metric(["commits"], writer.commits)
-            journal.add_metric(["events"], writer.events)
-            journal.add_metric(["failures"], writer.failures)
-        system = self.runtime.system
-        if system is not None:
-            for stats in system.stats():
+        engine = self.runtime.running_engine
+        if engine is not None:
+            figures = engine.journal_stats()
+            healthy.add_metric([], 1 if figures.healthy else 0)
+            journal.add_metric(["commits"], figures.commits)
+            journal.add_metric(["events"], figures.events)
+            journal.add_metric(["failures"], figures.failures)
+            every = engine.actor_stats()
+            for stats in every:
                 depth.add_metric([stats.key], stats.mailbox_depth)
                 processed.add_metric([stats.key], stats.processed)
                 latency.add_metric([stats.key, "0.5"], stats.latency_p50_ms / 1000)
                 latency.add_metric([stats.key, "0.99"], stats.latency_p99_ms / 1000)
-            room = system.waiting_room.state
-            waiting.add_metric([], len(room.waiting))
-            active.add_metric([], len(room.active))
+            totals = engine.totals(every)
+            waiting.add_metric([], totals.waiting)
+            active.add_metric([], totals.active)
         yield from (depth, processed, latency, waiting, active, journal, healthy)
 
 
-class MetricsMiddleware:
-    """Counts every HTTP request by method, route template and status."""
-
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
-        self.app = app
-        self.metrics = metrics
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        status = 500
-        started = time.perf_counter()
-
-        async def send_and_note(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_and_note)
-        finally:
-            route = scope.get("route")
-            path = getattr(route, "path", None) or "unmatched"
-            self.metrics.observe(scope["method"], path, status, time.perf_counter() - started)
+def _disable_created_metrics() -> None:
+    disable: Callable[[], None] = prometheus_client.disable_created_metrics
+    disable()

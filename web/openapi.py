@@ -33,7 +33,9 @@ AUTH_ERRORS: dict[str, tuple[str, ...]] = {
 SECURITY = {"none": None, "token": "queueToken", "active": "queueToken", "admin": "adminToken"}
 
 
-def build(endpoints: Sequence[Endpoint], *, title: str, version: str) -> dict[str, Any]:
+def build(
+    endpoints: Sequence[Endpoint], *, title: str, version: str, websocket_path: str
+) -> dict[str, Any]:
     models: list[tuple[type[BaseModel], JsonSchemaMode]] = [(ErrorOut, "serialization")]
     for endpoint in endpoints:
         if endpoint.body is not None:
@@ -54,7 +56,7 @@ def build(endpoints: Sequence[Endpoint], *, title: str, version: str) -> dict[st
     for endpoint in endpoints:
         operation = _operation(endpoint, ref)
         paths.setdefault(endpoint.path, {})[endpoint.method.lower()] = operation
-    paths["/ws"] = {"get": _websocket_operation()}
+    paths[websocket_path] = {"get": _websocket_operation(ref(ErrorOut, "serialization"))}
 
     return {
         "openapi": "3.1.0",
@@ -80,8 +82,12 @@ def build(endpoints: Sequence[Endpoint], *, title: str, version: str) -> dict[st
             },
         },
         "x-websocket": {
-            "path": "/ws",
-            "query": {"token": "a queue token"},
+            "path": websocket_path,
+            "subprotocols": {
+                "concert-queue": "the protocol of these messages (the server accepts it)",
+                "token.<token>": "the queue token, offered beside concert-queue",
+            },
+            "query": {"token": "a queue token, for clients that cannot offer subprotocols"},
             "serverMessages": {_message_type(m): ref(m, "serialization") for m in SERVER_MESSAGES},
             "clientMessages": {_message_type(m): ref(m, "validation") for m in CLIENT_MESSAGES},
             "closeCodes": {
@@ -95,7 +101,7 @@ def build(endpoints: Sequence[Endpoint], *, title: str, version: str) -> dict[st
 
 def _operation(endpoint: Endpoint, ref: Any) -> dict[str, Any]:
     operation: dict[str, Any] = {
-        "operationId": endpoint.handler.__name__,
+        "operationId": endpoint.name,
         "summary": endpoint.summary,
         "tags": [endpoint.tag],
     }
@@ -163,15 +169,27 @@ def _operation(endpoint: Endpoint, ref: Any) -> dict[str, Any]:
     return operation
 
 
-def _websocket_operation() -> dict[str, Any]:
+def _websocket_operation(error_schema: dict[str, Any]) -> dict[str, Any]:
     return {
         "operationId": "websocket",
         "summary": "The event stream (a websocket; messages are described under x-websocket)",
         "tags": ["websocket"],
         "parameters": [
-            {"name": "token", "in": "query", "required": True, "schema": {"type": "string"}}
+            {
+                "name": "token",
+                "in": "query",
+                "required": False,
+                "description": "the queue token, unless offered as the subprotocol token.<token>",
+                "schema": {"type": "string"},
+            }
         ],
-        "responses": {"101": {"description": "switching protocols to a websocket"}},
+        "responses": {
+            "101": {"description": "switching protocols to a websocket"},
+            "426": {
+                "description": "error codes: UPGRADE_REQUIRED (a plain HTTP request)",
+                "content": {JSON: {"schema": error_schema}},
+            },
+        },
     }
 
 

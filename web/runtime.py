@@ -19,8 +19,8 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import anyio
 from anyio.abc import TaskStatus
-from starlette.applications import Starlette
 
+from engine.face import Engine
 from engine.system import EngineSystem
 from persistence import Store, open_store
 from web.errors import UNAVAILABLE, UNAVAILABLE_RETRY_AFTER, ApiError
@@ -60,8 +60,7 @@ class Runtime:
         self.settings = settings
         self.hub = Hub(settings.engine.hold_seconds)
         self.metrics = Metrics(self)
-        self.system: EngineSystem | None = None
-        self.store: Store | None = None
+        self._system: EngineSystem | None = None
         self.startup_error: str | None = None
         self.draining = False
         self._open = store_opener
@@ -72,37 +71,41 @@ class Runtime:
 
     @property
     def ready(self) -> bool:
-        system = self.system
-        return system is not None and system.ready and not self.draining and system.journal.healthy
+        """Serving: recovered, not draining, and the journal commits."""
+        engine = self._system
+        return (
+            engine is not None
+            and engine.ready
+            and not self.draining
+            and engine.journal_stats().healthy
+        )
 
     @property
     def journal_error(self) -> str | None:
         """Why commits fail right now, while they do."""
-        store = self.store
-        if store is None or store.journal.healthy:
-            return None
-        return store.journal.last_error or "the journal cannot commit"
+        engine = self._system
+        return engine.journal_stats().last_error if engine is not None else None
 
-    def engine(self) -> EngineSystem:
+    @property
+    def running_engine(self) -> Engine | None:
+        """The engine once built (recovering or serving), for figures; None before."""
+        return self._system
+
+    def engine(self) -> Engine:
         """The running engine, or 503 UNAVAILABLE while it starts or after it stopped."""
-        system = self.system
-        if system is None or not system.ready:
+        engine = self._system
+        if engine is None or not engine.ready:
             raise ApiError(
                 UNAVAILABLE,
                 "the service is starting or stopping; retry shortly",
                 headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER)},
             )
-        return system
-
-    def running_store(self) -> Store:
-        self.engine()
-        assert self.store is not None
-        return self.store
+        return engine
 
     # -- life cycle --------------------------------------------------------------------------
 
     @asynccontextmanager
-    async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
+    async def lifespan(self, app: object) -> AsyncIterator[None]:
         self._stop = anyio.Event()
         self._done = anyio.Event()
         gc.set_threshold(*GC_THRESHOLDS)
@@ -149,13 +152,16 @@ class Runtime:
     async def _serve(self, store: Store) -> None:
         assert self._stop is not None
         catalog = await store.catalog()
-        system = EngineSystem(store.journal, config=self.settings.engine, catalog=catalog)
+        system = EngineSystem(
+            store.journal, config=self.settings.engine, catalog=catalog, catalog_store=store
+        )
         self.hub.attach(system)
         self.metrics.attach(system)
         async with system.running():
             freeze_long_lived()
-            self.system, self.store, self.startup_error = system, store, None
-            log.info("ready: %d concerts, %d dates", len(system.concerts), len(system.dates))
+            self._system, self.startup_error = system, None
+            dates = sum(len(c.dates) for c in system.concerts())
+            log.info("ready: %d concerts, %d dates", len(system.concerts()), dates)
             await self._stop.wait()
             log.info("stopping the actors and flushing the journal")
         log.info("engine stopped")

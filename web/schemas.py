@@ -20,6 +20,7 @@ import orjson
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
@@ -30,13 +31,18 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 from pydantic.json_schema import SkipJsonSchema
 
-from engine.catalog import CONCERT_ID
-from engine.domain.wallet import MAX_CHARGE
+from engine.face import (
+    CONCERT_ID,
+    MAX_CHARGE,
+    MAX_RESERVATIONS_PER_PAYMENT,
+    MAX_SEATS,
+    PaymentStatus,
+    SeatStatus,
+    TokenStatus,
+)
 
 USER_ID_PATTERN = r"^[A-Za-z0-9_.@-]{1,64}$"
 DATE_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
-MAX_SEAT_NUMBER = 100_000
-MAX_RESERVATIONS_PER_PAYMENT = 50
 
 
 def instant(seconds: float | None) -> str | None:
@@ -66,6 +72,15 @@ def _real_date(value: str) -> str:
     return value
 
 
+def _integral(value: object) -> object:
+    # JSON Schema's integers include 7.0, which is therefore taken as 7 (7.5, "7" and true
+    # are still refused by the strict integer behind this).
+    if type(value) is float and value.is_integer():
+        return int(value)
+    return value
+
+
+JsonInt = Annotated[int, BeforeValidator(_integral)]
 UserId = Annotated[str, StringConstraints(pattern=USER_ID_PATTERN, min_length=1, max_length=64)]
 ConcertId = Annotated[str, StringConstraints(pattern=CONCERT_ID.pattern, max_length=64)]
 IsoDate = Annotated[
@@ -81,8 +96,6 @@ Instant = Annotated[
         {"type": "string", "format": "date-time", "examples": ["2027-01-15T20:04:05.123Z"]}
     ),
 ]
-TokenStatus = Literal["WAITING", "PROCESSING", "COMPLETED", "EXPIRED"]
-SeatStatus = Literal["AVAILABLE", "HELD", "CHECKOUT", "SOLD"]
 
 
 class RequestModel(BaseModel):
@@ -128,14 +141,14 @@ class JoinRequest(RequestModel):
 class HoldRequest(RequestModel):
     concert_id: ConcertId
     date: IsoDate
-    seat: int = Field(ge=1, le=MAX_SEAT_NUMBER)
+    seat: JsonInt = Field(ge=1, le=MAX_SEATS)
     user_id: UserId | None = Field(
         default=None, description="optional; refused with NOT_OWNER unless it is the token's user"
     )
 
 
 class ChargeRequest(RequestModel):
-    amount: int = Field(ge=1, le=MAX_CHARGE)
+    amount: JsonInt = Field(ge=1, le=MAX_CHARGE)
     user_id: UserId | None = Field(
         default=None, description="optional; refused with NOT_OWNER unless it is the token's user"
     )
@@ -239,9 +252,9 @@ class HealthOut(ResponseModel):
 
 class QueuePatch(RequestModel):
     # `SkipJsonSchema[None]`: absent means "keep"; only maxActive may be null ("no cap").
-    batch_size: int | SkipJsonSchema[None] = Field(default=None, ge=1, le=1_000_000)
+    batch_size: JsonInt | SkipJsonSchema[None] = Field(default=None, ge=1, le=1_000_000)
     interval_seconds: float | SkipJsonSchema[None] = Field(default=None, gt=0, le=86_400)
-    max_active: int | None = Field(default=None, ge=1, description="null removes the cap")
+    max_active: JsonInt | None = Field(default=None, ge=1, description="null removes the cap")
     active_ttl_seconds: float | SkipJsonSchema[None] = Field(default=None, gt=0, le=7 * 86_400)
 
     @field_validator("batch_size", "interval_seconds", "active_ttl_seconds", mode="before")
@@ -262,10 +275,10 @@ class QueueSettingsOut(ResponseModel):
 
 class ConcertDateIn(RequestModel):
     date: IsoDate
-    seats: int | SkipJsonSchema[None] = Field(
-        default=None, ge=1, le=MAX_SEAT_NUMBER, description="SEATS_PER_DATE when absent"
+    seats: JsonInt | SkipJsonSchema[None] = Field(
+        default=None, ge=1, le=MAX_SEATS, description="SEATS_PER_DATE when absent"
     )
-    price: int = Field(ge=0, le=MAX_CHARGE)
+    price: JsonInt = Field(ge=0, le=MAX_CHARGE)
 
     @field_validator("seats", mode="before")
     @classmethod
@@ -322,7 +335,7 @@ class AdminSeatOut(ResponseModel):
 class AdminPaymentOut(ResponseModel):
     payment_id: str
     user_id: str
-    status: Literal["STARTED", "COMPLETED", "FAILED"]
+    status: PaymentStatus
     amount: int
     balance: int
     reservation_ids: list[str]

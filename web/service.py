@@ -11,10 +11,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, Response
 
-from web.endpoints import Endpoint, Out, json_response
+from web.endpoints import Call, Endpoint, Out, json_response
 from web.runtime import Runtime
 from web.schemas import HealthOut
 
@@ -32,10 +31,10 @@ class ServiceRoutes:
         self.document = document
         self._encoded = json.dumps(document, separators=(",", ":")).encode()
 
-    async def healthz(self, request: Request) -> Response:
+    async def healthz(self, call: Call) -> Response:
         return json_response(HealthOut(status="ok"))
 
-    async def readyz(self, request: Request) -> Response:
+    async def readyz(self, call: Call) -> Response:
         runtime = self.runtime
         if runtime.ready:
             return json_response(HealthOut(status="ready"))
@@ -44,18 +43,18 @@ class ServiceRoutes:
             HealthOut(status="draining")
             if runtime.draining
             else HealthOut(status="unavailable", error=journal_error)
-            if journal_error is not None and runtime.system is not None
+            if journal_error is not None and runtime.running_engine is not None
             else HealthOut(status="starting", error=runtime.startup_error)
         )
         return json_response(health, 503, headers={"Retry-After": "1"})
 
-    async def openapi(self, request: Request) -> Response:
+    async def openapi(self, call: Call) -> Response:
         return Response(self._encoded, media_type="application/json")
 
-    async def index_page(self, request: Request) -> Response:
+    async def index_page(self, call: Call) -> Response:
         return self._page("index.html")
 
-    async def admin_page(self, request: Request) -> Response:
+    async def admin_page(self, call: Call) -> Response:
         return self._page("admin.html")
 
     def _page(self, name: str) -> Response:

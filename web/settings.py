@@ -1,4 +1,4 @@
-"""The service's settings, read from the environment (DESIGN.md, "Configuration").
+"""The service's settings, read from the environment (docs/design.md, "Configuration").
 
 `Settings.from_env()` is what `make run`, the CLI and the tests use; the CLI then overrides
 host, port and database URL from its flags. A bad value stops the start with a message naming
@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from engine.config import EngineConfig
+from engine.face import MAX_SEATS
+from persistence import DEFAULT_URL
 
-DEFAULT_DATABASE_URL = "sqlite:///./concert-queue.db"
 STATIC_DIR = Path(__file__).parent / "static"
 
 T = TypeVar("T", int, float)
@@ -31,7 +32,7 @@ class SettingsError(ValueError):
 class Settings:
     host: str = "127.0.0.1"
     port: int = 8000
-    database_url: str = DEFAULT_DATABASE_URL
+    database_url: str = DEFAULT_URL
     # HOLD_SECONDS, ADMIT_*, MAX_ACTIVE, ACTIVE_TTL_SECONDS, SEATS_PER_DATE, MAX_HOLDS_PER_USER
     # and MAILBOX_SIZE (a tuning knob beyond the contract) are the engine's.
     engine: EngineConfig = field(default_factory=EngineConfig)
@@ -39,27 +40,40 @@ class Settings:
     # True when ADMIN_TOKEN was unset and `admin_token` was generated (the CLI prints it).
     admin_token_generated: bool = True
     static_dir: Path = STATIC_DIR
+    # MAX_CONNECTIONS (None: derived from the open-files limit, see web.limits) and
+    # HEADER_TIMEOUT_SECONDS (a request's head, and body, must arrive within it).
+    max_connections: int | None = None
+    header_timeout_seconds: float = 10.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
         admin_token = env.get("ADMIN_TOKEN", "").strip()
+        defaults, engine = cls(), EngineConfig()
         values: dict[str, Any] = {
-            "host": env.get("HOST", "127.0.0.1") or "127.0.0.1",
-            "port": _number(env, "PORT", int, 8000, low=1, high=65535),
-            "database_url": env.get("DATABASE_URL", "") or DEFAULT_DATABASE_URL,
+            "host": env.get("HOST", "") or defaults.host,
+            "port": _number(env, "PORT", int, defaults.port, low=1, high=65535),
+            "database_url": env.get("DATABASE_URL", "") or defaults.database_url,
             "engine": EngineConfig(
-                hold_seconds=_number(env, "HOLD_SECONDS", float, 300.0, low=0.1),
-                admit_batch=_number(env, "ADMIT_BATCH", int, 100, low=1),
+                hold_seconds=_number(env, "HOLD_SECONDS", float, engine.hold_seconds, low=0.1),
+                admit_batch=_number(env, "ADMIT_BATCH", int, engine.admit_batch, low=1),
                 admit_interval_seconds=_number(
-                    env, "ADMIT_INTERVAL_SECONDS", float, 10.0, low=0.01
+                    env, "ADMIT_INTERVAL_SECONDS", float, engine.admit_interval_seconds, low=0.01
                 ),
                 max_active=_optional_int(env, "MAX_ACTIVE"),
-                active_ttl_seconds=_number(env, "ACTIVE_TTL_SECONDS", float, 600.0, low=0.1),
-                seats_per_date=_number(env, "SEATS_PER_DATE", int, 50, low=1, high=100_000),
-                max_holds_per_user=_number(env, "MAX_HOLDS_PER_USER", int, 4, low=1),
-                mailbox_size=_number(env, "MAILBOX_SIZE", int, 4096, low=1),
+                active_ttl_seconds=_number(
+                    env, "ACTIVE_TTL_SECONDS", float, engine.active_ttl_seconds, low=0.1
+                ),
+                seats_per_date=_number(
+                    env, "SEATS_PER_DATE", int, engine.seats_per_date, low=1, high=MAX_SEATS
+                ),
+                max_holds_per_user=_number(
+                    env, "MAX_HOLDS_PER_USER", int, engine.max_holds_per_user, low=1
+                ),
+                mailbox_size=_number(env, "MAILBOX_SIZE", int, engine.mailbox_size, low=1),
             ),
+            "max_connections": _optional_int(env, "MAX_CONNECTIONS"),
+            "header_timeout_seconds": _number(env, "HEADER_TIMEOUT_SECONDS", float, 10.0, low=0.1),
         }
         if admin_token:
             values |= {"admin_token": admin_token, "admin_token_generated": False}

@@ -12,6 +12,9 @@ checkout itself, a crash) is settled by `Resolve` from what the wallet holds dur
 recorded -> complete, not recorded -> cancel. `Resolve` runs at recovery, after the checkout
 rebuilds from a failed commit, `RESOLVE_AFTER` seconds after an interrupted step, and at once
 when the buyer retries with the payment's Idempotency-Key.
+
+The checkout reaches the other actors only by command through its `Directory`, never by
+reference, so the dates, wallets and the waiting room may live in other processes.
 """
 
 from __future__ import annotations
@@ -19,20 +22,32 @@ from __future__ import annotations
 import contextlib
 import logging
 import secrets
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any, Protocol
+from collections.abc import Sequence
+from typing import Any, Protocol, TypeVar
 
 import anyio
 
 from engine.actor import Actor
-from engine.actors.concert_date import ConcertDateActor, Lock, Sell, Unlock, live_holds
-from engine.actors.waiting_room import Complete, WaitingRoomActor
-from engine.actors.wallet import Debit, DebitFound, FindDebit, WalletActor
 from engine.clock import Clock
+from engine.commands import (
+    Command,
+    CompleteToken,
+    Debit,
+    DebitFound,
+    FindDebit,
+    Lock,
+    Pay,
+    Release,
+    Resolve,
+    Sell,
+    SoldTo,
+    Unlock,
+)
 from engine.config import EngineConfig
 from engine.domain.checkout import (
     COMPLETED,
+    FAILED,
+    MAX_RESERVATIONS_PER_PAYMENT,
     STARTED,
     CheckoutCompleted,
     CheckoutFailed,
@@ -40,8 +55,7 @@ from engine.domain.checkout import (
     Payment,
     Payments,
 )
-from engine.domain.reservation import Reservation, reservation_of
-from engine.domain.seat_map import SOLD, Locked, parse_reservation_id
+from engine.domain.seat_map import HELD, Locked, parse_reservation_id
 from engine.domain.waiting_room import PROCESSING, refusal_for
 from engine.errors import (
     NOT_FOUND,
@@ -53,54 +67,27 @@ from engine.errors import (
     Refused,
 )
 from engine.journal import Journal
+from engine.views import PaymentResult, PaymentStatus, Reservation
 
 log = logging.getLogger(__name__)
 
-MAX_RESERVATIONS_PER_PAYMENT = 50
 RETRIES = 8
 RESOLVE_AFTER = 5.0  # seconds until a payment whose debit is unconfirmed is settled again
 
-
-class Directory(Protocol):
-    """How the checkout finds the other actors (the engine system provides it)."""
-
-    @property
-    def waiting_room(self) -> WaitingRoomActor: ...
-
-    def date_actor(self, concert_id: str, date: str) -> ConcertDateActor | None: ...
-
-    def wallet_actor(self, user_id: str) -> WalletActor: ...
-
-    def date_actors(self) -> list[ConcertDateActor]: ...
-
-
-@dataclass(frozen=True, slots=True)
-class Pay:
-    user_id: str
-    reservation_ids: tuple[str, ...]
-    key: str | None
-    # A new payment needs a PROCESSING token; a retry with the key of an earlier payment is
-    # answered with that payment's outcome whatever the token's status now.
-    token_status: str = PROCESSING
-
-
-@dataclass(frozen=True, slots=True)
-class Resolve:
-    """Finish or cancel a payment interrupted by a crash, from what the journal recorded."""
-
-    payment_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class PaymentResult:
-    payment_id: str
-    user_id: str
-    amount: int
-    balance: int
-    reservations: tuple[Reservation, ...]
-
+R = TypeVar("R")
+Date = tuple[str, str]  # concert id, date
 
 _UNCONFIRMED = (JournalFailed, ActorUnavailable, Overloaded)
+
+
+class Directory(Protocol):
+    """How the checkout reaches the other actors (the engine provides it)."""
+
+    async def ask(self, command: Command[R]) -> R: ...
+
+    def has_date(self, concert_id: str, date: str) -> bool: ...
+
+    def reservations(self, user_id: str) -> Sequence[Reservation]: ...
 
 
 class CheckoutActor(Actor[Payments]):
@@ -134,7 +121,7 @@ class CheckoutActor(Actor[Payments]):
     def state_weight(self) -> int:
         return len(self.state.payments)
 
-    async def handle(self, command: Any) -> Any:
+    async def handle(self, command: Command[Any]) -> Any:
         match command:
             case Pay():
                 return await self._pay(command)
@@ -145,7 +132,7 @@ class CheckoutActor(Actor[Payments]):
     def on_rebuilt(self) -> None:
         # A payment that a failed commit interrupted is settled from the other actors' records.
         for payment in self.state.unfinished():
-            self._resolve_later(payment.payment_id)
+            self._resolve_later(payment)
 
     # -- the flow ----------------------------------------------------------------------------
 
@@ -161,7 +148,7 @@ class CheckoutActor(Actor[Payments]):
         ):
             raise ActorUnavailable("the earlier payment with this key is being settled")
         if earlier is not None and earlier.status == COMPLETED:
-            return self._result(earlier)
+            return await self._result(earlier)
         if command.token_status != PROCESSING:
             raise refusal_for(command.token_status)
         groups = self._group_by_date(rids)
@@ -171,98 +158,98 @@ class CheckoutActor(Actor[Payments]):
         # could leave seats sold and money taken that no checkout knows of. If this commit
         # fails, nothing else has happened and the checkout rebuilds without it.
         await self._last_ticket.wait()
-        attempted: list[ConcertDateActor] = []
+        payment = self.state.payments[pid]
+        attempted: list[Date] = []
         try:
             amount = 0
-            for actor, group in groups:
-                attempted.append(actor)  # a failed lock may still have locked in memory
-                locked: Locked = await actor.ask(Lock(user, group, pid))
+            for (concert_id, date), group in groups:
+                attempted.append((concert_id, date))  # a failed lock may have locked in memory
+                locked: Locked = await self.directory.ask(Lock(user, concert_id, date, group, pid))
                 amount += locked.amount
         except BaseException as error:
-            await self._cancel(pid, attempted, error)
+            await self._cancel(payment, attempted, error)
             raise
         try:
             # A debit is idempotent by payment: retrying one whose commit failed cannot take
             # the money twice, and finds it again if that commit did land after all.
-            balance: int = await _insist(
-                self.directory.wallet_actor(user).ask, Debit(user, amount, pid)
-            )
+            balance = await self._insist(Debit(user, amount, pid))
         except _UNCONFIRMED:
             # Whether the money moved is unknown: the payment stays STARTED with its seats
             # locked until `Resolve` settles it from what the wallet holds once rebuilt.
-            self._resolve_later(pid)
+            self._resolve_later(payment)
             raise
         except BaseException as error:
-            await self._cancel(pid, attempted, error)
+            await self._cancel(payment, attempted, error)
             raise
         # The money is taken and durable: from here on the payment can only complete.
         with anyio.CancelScope(shield=True):
             try:
-                await self._complete(pid, user, attempted, amount, balance)
+                await self._complete(payment, attempted, amount, balance)
             except _UNCONFIRMED:
-                self._resolve_later(pid)
+                self._resolve_later(payment)
                 raise
-        return self._result(self.state.payments[pid])
+        return await self._result(payment)
 
-    async def _cancel(
-        self, pid: str, attempted: list[ConcertDateActor], error: BaseException
-    ) -> None:
+    async def _cancel(self, payment: Payment, attempted: list[Date], error: BaseException) -> None:
         """No money moved: put the holds back and record why the payment failed."""
         with anyio.CancelScope(shield=True):
             try:
-                for actor in attempted:
-                    await _insist(actor.ask, Unlock(pid))
+                for concert_id, date in attempted:
+                    await self._insist(Unlock(concert_id, date, payment.payment_id))
             except _UNCONFIRMED:
-                self._resolve_later(pid)  # no debit: `Resolve` unlocks and fails it later
+                self._resolve_later(payment)  # no debit: `Resolve` unlocks and fails it later
                 return
             code = error.code if isinstance(error, EngineError) else "INTERNAL"
-            self.emit([CheckoutFailed(pid, code)])
+            self.emit([CheckoutFailed(payment.payment_id, code)])
 
     async def _complete(
-        self, pid: str, user: str, dates: list[ConcertDateActor], amount: int, balance: int
+        self, payment: Payment, dates: list[Date], amount: int, balance: int
     ) -> None:
         """Sell the seats, complete the token and record the payment; every step is
         idempotent, so a `Resolve` may do them again after an unconfirmed one."""
-        for actor in dates:
-            await _insist(actor.ask, Sell(pid))
-        await _insist(self.directory.waiting_room.ask, Complete(user))
+        pid, user = payment.payment_id, payment.user_id
+        for concert_id, date in dates:
+            await self._insist(Sell(concert_id, date, pid))
+        await self._insist(CompleteToken(user))
         self.emit([CheckoutCompleted(pid, amount, balance)])
         await self._release_leftovers(user)
 
     async def _release_leftovers(self, user: str) -> None:
         """A completed token cannot pay again: free the buyer's other holds for everyone else."""
-        for actor, release in list(live_holds(self.directory.date_actors(), user)):
-            with contextlib.suppress(EngineError):
-                await actor.ask(release)
+        for held in self.directory.reservations(user):
+            if held.status == HELD:
+                with contextlib.suppress(EngineError):
+                    await self.directory.ask(Release(user, held.reservation_id))
 
-    async def _resolve(self, pid: str) -> str:
+    async def _resolve(self, pid: str) -> PaymentStatus:
         """Settle a STARTED payment from the wallet's durable record: its debit recorded ->
         complete, not recorded -> cancel. Returns the payment's status afterwards (STARTED if
         it could not be settled yet, with a later try scheduled)."""
         payment = self.state.payments.get(pid)
         if payment is None or payment.status != STARTED:
-            return payment.status if payment else "UNKNOWN"
-        wallet = self.directory.wallet_actor(payment.user_id)
-        dates = [actor for actor, _ in self._group_by_date(payment.reservation_ids, strict=False)]
+            return payment.status if payment else FAILED
+        dates = [date for date, _ in self._group_by_date(payment.reservation_ids, strict=False)]
         try:
-            debit: DebitFound | None = await wallet.ask(FindDebit(pid))
+            debit: DebitFound | None = await self.directory.ask(FindDebit(payment.user_id, pid))
             if debit is not None:
-                await self._complete(pid, payment.user_id, dates, debit.amount, debit.balance)
+                await self._complete(payment, dates, debit.amount, debit.balance)
             else:
-                for actor in dates:
-                    await _insist(actor.ask, Unlock(pid))
+                for concert_id, date in dates:
+                    await self._insist(Unlock(concert_id, date, pid))
                 self.emit([CheckoutFailed(pid, "INTERRUPTED")])
         except _UNCONFIRMED:
-            self._resolve_later(pid)  # every step is idempotent: the next try finishes it
+            self._resolve_later(payment)  # every step is idempotent: the next try finishes it
             return STARTED
-        return self.state.payments[pid].status
+        return payment.status
 
-    def _resolve_later(self, pid: str) -> None:
+    def _resolve_later(self, payment: Payment) -> None:
+        command = Resolve(payment.user_id, payment.payment_id)
+
         def resolve() -> None:
             try:
-                self.tell(Resolve(pid))
+                self.tell(command)
             except Overloaded:
-                self._resolve_later(pid)
+                self._resolve_later(payment)
             except EngineError:
                 pass  # stopped meanwhile: recovery settles it
 
@@ -270,9 +257,27 @@ class CheckoutActor(Actor[Payments]):
 
     # -- helpers -----------------------------------------------------------------------------
 
+    async def _insist(self, command: Command[R]) -> R:
+        """Ask until the command is done: for steps that must happen once money has moved."""
+        delay = 0.01
+        for attempt in range(RETRIES):
+            try:
+                return await self.directory.ask(command)
+            except _UNCONFIRMED as error:
+                if attempt == RETRIES - 1 or not self.journal.healthy:
+                    # A later `Resolve` finishes it (retrying while the journal cannot commit
+                    # would only keep the buyer waiting).
+                    log.warning("giving up on %r for now (%s)", command, error)
+                    raise
+                await anyio.sleep(delay)
+                delay = min(delay * 4, 1.0)
+        raise AssertionError("unreachable")
+
     def _group_by_date(
         self, rids: tuple[str, ...], *, strict: bool = True
-    ) -> list[tuple[ConcertDateActor, tuple[str, ...]]]:
+    ) -> list[tuple[Date, tuple[str, ...]]]:
+        """The reservations by date, dates in a fixed order (so that concurrent checkouts
+        never interleave their locks); `strict` refuses an empty, too long or unknown list."""
         if strict and not rids:
             raise Refused(VALIDATION_ERROR, "reservationIds must name at least one reservation")
         if strict and len(rids) > MAX_RESERVATIONS_PER_PAYMENT:
@@ -280,27 +285,20 @@ class CheckoutActor(Actor[Payments]):
                 VALIDATION_ERROR,
                 f"at most {MAX_RESERVATIONS_PER_PAYMENT} reservations per payment",
             )
-        groups: dict[str, tuple[ConcertDateActor, list[str]]] = {}
+        groups: dict[Date, list[str]] = {}
         for rid in dict.fromkeys(rids):
             parsed = parse_reservation_id(rid)
-            actor = self.directory.date_actor(parsed[0], parsed[1]) if parsed else None
-            if actor is None:
+            if parsed is None or not self.directory.has_date(parsed[0], parsed[1]):
                 if strict:
                     raise Refused(NOT_FOUND, f"no reservation {rid}")
                 continue
-            groups.setdefault(actor.key, (actor, []))[1].append(rid)
-        # A fixed order over dates keeps concurrent checkouts from interleaving their locks.
-        return [(actor, tuple(group)) for _, (actor, group) in sorted(groups.items())]
+            groups.setdefault((parsed[0], parsed[1]), []).append(rid)
+        return [(date, tuple(group)) for date, group in sorted(groups.items())]
 
-    def _result(self, payment: Payment) -> PaymentResult:
-        reservations = []
-        for actor, _ in self._group_by_date(payment.reservation_ids, strict=False):
-            seat_map = actor.state
-            reservations += [
-                reservation_of(seat_map, seat)
-                for seat in seat_map.seats
-                if seat.status == SOLD and seat.payment_id == payment.payment_id
-            ]
+    async def _result(self, payment: Payment) -> PaymentResult:
+        reservations: list[Reservation] = []
+        for (concert_id, date), _ in self._group_by_date(payment.reservation_ids, strict=False):
+            reservations += await self.directory.ask(SoldTo(concert_id, date, payment.payment_id))
         return PaymentResult(
             payment.payment_id,
             payment.user_id,
@@ -308,18 +306,3 @@ class CheckoutActor(Actor[Payments]):
             payment.balance,
             tuple(reservations),
         )
-
-
-async def _insist(ask: Callable[[Any], Awaitable[Any]], command: Any) -> Any:
-    """Ask until the command is done: for steps that must happen once money has moved."""
-    delay = 0.01
-    for attempt in range(RETRIES):
-        try:
-            return await ask(command)
-        except (JournalFailed, ActorUnavailable, Overloaded) as error:
-            if attempt == RETRIES - 1:
-                log.error("giving up on %r (%s); recovery will finish it", command, error)
-                raise
-            await anyio.sleep(delay)
-            delay = min(delay * 4, 1.0)
-    raise AssertionError("unreachable")

@@ -2,46 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from typing import Any
 
 from engine.actor import Actor
 from engine.catalog import ConcertDateInfo
 from engine.clock import Clock
+from engine.commands import Command, Hold, Lock, Release, Sell, SoldTo, Unlock
 from engine.config import EngineConfig
-from engine.domain.reservation import Reservation, reservation_of
-from engine.domain.seat_map import HELD, Locked, SeatMap
+from engine.domain.reservation import reservation_of, seat_map_view
+from engine.domain.seat_map import SOLD, SeatMap
 from engine.journal import Journal
-
-
-@dataclass(frozen=True, slots=True)
-class Hold:
-    user_id: str
-    seat: int
-
-
-@dataclass(frozen=True, slots=True)
-class Release:
-    user_id: str
-    reservation_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class Lock:
-    user_id: str
-    reservation_ids: tuple[str, ...]
-    payment_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class Unlock:
-    payment_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class Sell:
-    payment_id: str
+from engine.views import HoldOutcome, Origin, Reservation, SeatMapView
 
 
 class ConcertDateActor(Actor[SeatMap]):
@@ -56,8 +27,10 @@ class ConcertDateActor(Actor[SeatMap]):
             info.key,
             journal=journal,
             clock=clock,
+            origin=Origin("date", info.key, info.concert_id, info.date),
             **config.actor_options(),
         )
+        self._view: tuple[int, SeatMapView] | None = None
 
     def initial_state(self) -> SeatMap:
         return SeatMap(
@@ -74,54 +47,53 @@ class ConcertDateActor(Actor[SeatMap]):
         seat_map.load_snapshot(data)
         return seat_map
 
-    def decide(self, command: Any) -> Any:
+    def decide(self, command: Command[Any]) -> Any:
         now = self.clock.now()
+        state = self.state
         match command:
             case Hold(user_id=user, seat=number):
-                self.emit(self.state.hold(user, number, now))
-                return reservation_of(self.state, self.state.seats[number - 1])
+                events = state.hold(user, number, now)
+                self.emit(events)
+                return HoldOutcome(reservation_of(state, state.seats[number - 1]), bool(events))
             case Release(user_id=user, reservation_id=rid):
-                self.emit(self.state.release(user, rid, now))
+                self.emit(state.release(user, rid, now))
                 return None
             case Lock(user_id=user, reservation_ids=rids, payment_id=pid):
-                events, locked = self.state.lock(user, rids, pid, now)
+                events, locked = state.lock(user, rids, pid, now)
                 self.emit(events)
                 return locked
             case Unlock(payment_id=pid):
-                self.emit(self.state.unlock(pid, now))
+                self.emit(state.unlock(pid, now))
                 return None
             case Sell(payment_id=pid):
-                self.emit(self.state.sell(pid))
-                return [
-                    reservation_of(self.state, s) for s in self.state.seats if s.payment_id == pid
-                ]
+                self.emit(state.sell(pid))
+                return self._sold_to(pid)
+            case SoldTo(payment_id=pid):
+                return self._sold_to(pid)
         raise TypeError(f"unknown command {command!r}")
 
     def on_expire_due(self, now: float) -> Any:
         self.emit(self.state.expire_due(now))
         return None
 
+    def _sold_to(self, payment_id: str) -> tuple[Reservation, ...]:
+        state = self.state
+        return tuple(
+            reservation_of(state, s)
+            for s in state.seats
+            if s.status == SOLD and s.payment_id == payment_id
+        )
+
+    # -- read views ----------------------------------------------------------------------------
+
+    def view(self) -> SeatMapView:
+        """The seat map as it is now; made once per change of the state."""
+        cached = self._view
+        if cached is not None and cached[0] == self.version:
+            return cached[1]
+        view = seat_map_view(self.state)
+        self._view = (self.version, view)
+        return view
+
     def reservations_of(self, user_id: str) -> list[Reservation]:
         return [reservation_of(self.state, s) for s in self.state.seats_of(user_id)]
-
-
-def live_holds(
-    actors: Iterable[ConcertDateActor], user_id: str
-) -> Iterator[tuple[ConcertDateActor, Release]]:
-    """The release command of every hold `user_id` still has, with the date that takes it."""
-    for actor in actors:
-        for seat in actor.state.seats_of(user_id):
-            if seat.status == HELD and seat.reservation_id is not None:
-                yield actor, Release(user_id, seat.reservation_id)
-
-
-__all__ = [
-    "ConcertDateActor",
-    "Hold",
-    "Lock",
-    "Locked",
-    "Release",
-    "Sell",
-    "Unlock",
-    "live_holds",
-]

@@ -3,37 +3,19 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import secrets
-from dataclasses import dataclass
 from typing import Any
 
 from engine.actor import Actor
 from engine.clock import Clock
+from engine.commands import Command, CompleteToken, Configure, Join, OpenRoom
 from engine.config import EngineConfig
-from engine.domain.waiting_room import RoomOpened, RoomSettings, TokenView, WaitingRoom
-from engine.journal import Journal
+from engine.domain.waiting_room import Admitted, RoomOpened, WaitingRoom
+from engine.journal import ActorHistory, Journal
+from engine.views import QueuePosition, RoomSettings, TokenView
 
 KEY = "waiting-room"
-
-
-@dataclass(frozen=True, slots=True)
-class Open:
-    """Sent once at start: give a new room its token secret."""
-
-
-@dataclass(frozen=True, slots=True)
-class Join:
-    user_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class Complete:
-    user_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class Configure:
-    changes: tuple[tuple[str, Any], ...]
 
 
 class WaitingRoomActor(Actor[WaitingRoom]):
@@ -47,6 +29,7 @@ class WaitingRoomActor(Actor[WaitingRoom]):
             clock=clock,
             **config.actor_options(),
         )
+        self._admitting: set[int] = set()
 
     def initial_state(self) -> WaitingRoom:
         c = self.config
@@ -61,9 +44,9 @@ class WaitingRoomActor(Actor[WaitingRoom]):
         room.load_snapshot(data)
         return room
 
-    def decide(self, command: Any) -> Any:
+    def decide(self, command: Command[Any]) -> Any:
         match command:
-            case Open():
+            case OpenRoom():
                 if not self.state.secret:
                     self.emit([RoomOpened(secrets.token_hex(32))])
                 return None
@@ -72,7 +55,7 @@ class WaitingRoomActor(Actor[WaitingRoom]):
                 self.emit(events)
                 view = self.state.view(self.state.seq_of[user], self.clock.now())
                 return dataclasses.replace(view, new=bool(events))
-            case Complete(user_id=user):
+            case CompleteToken(user_id=user):
                 current = self.state.current_seq(user)
                 if current is not None:
                     self.emit(self.state.complete(current))
@@ -83,13 +66,39 @@ class WaitingRoomActor(Actor[WaitingRoom]):
         raise TypeError(f"unknown command {command!r}")
 
     def on_expire_due(self, now: float) -> Any:
-        self.emit(self.state.tick(now))
+        events = self.state.tick(now)
+        self.emit(events)
+        for event in events:
+            if isinstance(event, Admitted):
+                # Admitted in memory, not yet durably: the gate keeps these tokens waiting
+                # until the commit, as a failed one would take the admission back.
+                self._admitting.update(event.seqs)
+                done = functools.partial(self._admitting.difference_update, event.seqs)
+                self._last_ticket.on_commit(done)
         return None
+
+    def restore(self, history: ActorHistory | None) -> None:
+        super().restore(history)
+        self._admitting.clear()
 
     def state_weight(self) -> int:
         return len(self.state.user_of)
 
+    # -- read views (no mailbox, no waiting behind writes) -------------------------------------
+
     def lookup(self, token: str) -> TokenView | None:
-        """Read view for the token gate: no mailbox, no waiting behind writes."""
-        seq = self.state.seq_for(token)
-        return self.state.view(seq, self.clock.now(), token=token) if seq is not None else None
+        """The token gate's view of a token; None for anything forged or malformed. A token
+        whose admission is not durable yet still reads WAITING (without a rank)."""
+        view = self.state.lookup(token, self.clock.now())
+        if view is not None and self._admitting and view.seq in self._admitting:
+            return dataclasses.replace(view, status="WAITING", active_until=None)
+        return view
+
+    def position(self, seq: int) -> QueuePosition | None:
+        """Rank and ETA of a waiting token; None unless it is waiting."""
+        room = self.state
+        rank = room.rank_of(seq)
+        return QueuePosition(rank, room.eta(rank, self.clock.now())) if rank is not None else None
+
+    def user_of(self, seq: int) -> str | None:
+        return self.state.user_of.get(seq)

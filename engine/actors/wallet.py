@@ -3,44 +3,14 @@
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass
 from typing import Any
 
 from engine.actor import Actor
 from engine.clock import Clock
+from engine.commands import Charge, Command, Debit, DebitFound, FindDebit
 from engine.config import EngineConfig
-from engine.domain.waiting_room import PROCESSING
 from engine.domain.wallet import Wallets
 from engine.journal import Journal
-
-
-@dataclass(frozen=True, slots=True)
-class Charge:
-    user_id: str
-    amount: int
-    key: str | None
-    token_status: str = PROCESSING  # a new charge needs PROCESSING; a replay answers anyway
-
-
-@dataclass(frozen=True, slots=True)
-class Debit:
-    user_id: str
-    amount: int
-    payment_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class FindDebit:
-    """The amount debited for a payment, or None: answered once everything the wallet holds
-    is durable, so a debit that may yet fail to commit is never reported as taken."""
-
-    payment_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class DebitFound:
-    amount: int
-    balance: int  # the user's balance now
 
 
 def shard_of(user_id: str, shards: int) -> int:
@@ -71,19 +41,19 @@ class WalletActor(Actor[Wallets]):
         wallets = self.state
         return len(wallets.balances) + len(wallets.charges) + len(wallets.debits)
 
-    def decide(self, command: Any) -> Any:
+    def decide(self, command: Command[Any]) -> Any:
         match command:
             case Charge(user_id=user, amount=amount, key=key, token_status=status):
                 events, balance = self.state.charge(user, amount, key, status)
                 self.emit(events)
                 return balance
+            case Debit(user_id=user, amount=amount, payment_id=pid):
+                self.emit(self.state.debit(user, amount, pid))
+                return self.state.balance(user)
             case FindDebit(payment_id=pid):
                 debit = self.state.debits.get(pid)
                 if debit is None:
                     return None
                 user, amount = debit
                 return DebitFound(amount, self.state.balance(user))
-            case Debit(user_id=user, amount=amount, payment_id=pid):
-                self.emit(self.state.debit(user, amount, pid))
-                return self.state.balance(user)
         raise TypeError(f"unknown command {command!r}")

@@ -8,14 +8,18 @@ the payments that started and never finished.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Final
 
 from engine.errors import IDEMPOTENCY_CONFLICT, Refused
 from engine.events import Event, register
+from engine.views import PaymentStatus, PaymentView, Scalar
 
-STARTED = "STARTED"
-COMPLETED = "COMPLETED"
-FAILED = "FAILED"
+MAX_RESERVATIONS_PER_PAYMENT = 50
+
+
+STARTED: Final = "STARTED"
+COMPLETED: Final = "COMPLETED"
+FAILED: Final = "FAILED"
 
 
 @register
@@ -51,10 +55,21 @@ class Payment:
     user_id: str
     reservation_ids: tuple[str, ...]
     key: str | None
-    status: str = STARTED
+    status: PaymentStatus = STARTED
     amount: int = 0
     balance: int = 0
     failure: str | None = None
+
+    def view(self) -> PaymentView:
+        return PaymentView(
+            self.payment_id,
+            self.user_id,
+            self.status,
+            self.amount,
+            self.balance,
+            self.reservation_ids,
+            self.failure,
+        )
 
 
 class Payments:
@@ -81,6 +96,16 @@ class Payments:
                 IDEMPOTENCY_CONFLICT, "this Idempotency-Key was used to pay other reservations"
             )
         return payment
+
+    def counts(self) -> dict[PaymentStatus, int]:
+        counts: dict[PaymentStatus, int] = {STARTED: 0, COMPLETED: 0, FAILED: 0}
+        for payment in self.payments.values():
+            counts[payment.status] += 1
+        return counts
+
+    @property
+    def revenue(self) -> int:
+        return sum(p.amount for p in self.payments.values() if p.status == COMPLETED)
 
     def unfinished(self) -> list[Payment]:
         return [p for p in self.payments.values() if p.status == STARTED]
@@ -132,13 +157,11 @@ class Payments:
             if key is not None and status != FAILED:
                 self.by_key[(user, key)] = pid
 
-    def summary(self) -> dict[str, Any]:
-        counts = {STARTED: 0, COMPLETED: 0, FAILED: 0}
-        for p in self.payments.values():
-            counts[p.status] += 1
+    def summary(self) -> dict[str, Scalar]:
+        counts = self.counts()
         return {
             "started": counts[STARTED],
             "completed": counts[COMPLETED],
             "failed": counts[FAILED],
-            "revenue": sum(p.amount for p in self.payments.values() if p.status == COMPLETED),
+            "revenue": self.revenue,
         }

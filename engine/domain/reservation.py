@@ -1,23 +1,9 @@
-"""The read model of one seat a user holds or bought, as the API shows it."""
+"""The read views of a seat map: one seat a user holds or bought, and the whole map."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from engine.domain.seat_map import Seat, SeatMap
-
-
-@dataclass(frozen=True, slots=True)
-class Reservation:
-    reservation_id: str
-    user_id: str
-    concert_id: str
-    date: str
-    seat: int
-    status: str
-    price: int
-    expires_at: float | None
-    payment_id: str | None
+from engine.views import Reservation, SeatMapView, SeatView
 
 
 def reservation_of(seat_map: SeatMap, seat: Seat) -> Reservation:
@@ -31,4 +17,16 @@ def reservation_of(seat_map: SeatMap, seat: Seat) -> Reservation:
         price=seat_map.price,
         expires_at=seat.until,
         payment_id=seat.payment_id,
+    )
+
+
+def seat_map_view(seat_map: SeatMap) -> SeatMapView:
+    return SeatMapView(
+        concert_id=seat_map.concert_id,
+        date=seat_map.date,
+        price=seat_map.price,
+        seats=tuple(
+            SeatView(s.number, s.status, s.user_id, s.reservation_id, s.until, s.payment_id)
+            for s in seat_map.seats
+        ),
     )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Final
 
 from engine.errors import (
     HOLD_EXPIRED,
@@ -20,12 +20,14 @@ from engine.errors import (
     Refused,
 )
 from engine.events import Event, register
+from engine.views import Scalar, SeatStatus
 
-AVAILABLE = "AVAILABLE"
-HELD = "HELD"
-CHECKOUT = "CHECKOUT"
-SOLD = "SOLD"
+AVAILABLE: Final = "AVAILABLE"
+HELD: Final = "HELD"
+CHECKOUT: Final = "CHECKOUT"
+SOLD: Final = "SOLD"
 
+# How a hold ended (remembered per reservation id).
 RELEASED = "RELEASED"
 EXPIRED = "EXPIRED"
 
@@ -89,7 +91,7 @@ class SeatsSold(Event):
 @dataclass(slots=True)
 class Seat:
     number: int
-    status: str = AVAILABLE
+    status: SeatStatus = AVAILABLE
     user_id: str | None = None
     reservation_id: str | None = None
     until: float | None = None
@@ -136,7 +138,9 @@ class SeatMap:
 
     def seat(self, number: int) -> Seat:
         if not 1 <= number <= len(self.seats):
-            raise Refused(VALIDATION_ERROR, f"seat must be between 1 and {len(self.seats)}")
+            raise Refused(
+                VALIDATION_ERROR, f"seat must be between 1 and {len(self.seats)}", field="seat"
+            )
         return self.seats[number - 1]
 
     def available(self) -> list[int]:
@@ -329,7 +333,7 @@ class SeatMap:
         self.ended = OrderedDict((rid, (user, how)) for rid, user, how in data["ended"])
         self._deadline_stale = True
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self) -> dict[str, Scalar]:
         statuses = [s.status for s in self.seats]
         return {
             "concertId": self.concert_id,
@@ -341,6 +345,25 @@ class SeatMap:
             "checkout": statuses.count(CHECKOUT),
             "sold": statuses.count(SOLD),
         }
+
+
+_STATUS_AFTER: dict[type[Event], SeatStatus] = {
+    SeatHeld: HELD,
+    HoldReleased: AVAILABLE,
+    HoldExpired: AVAILABLE,
+    SeatsLocked: CHECKOUT,
+    SeatsUnlocked: HELD,
+    SeatsSold: SOLD,
+}
+
+
+def seat_changes(event: Event) -> tuple[tuple[int, ...], SeatStatus]:
+    """The seats a seat map's event changes, and the status it leaves them in."""
+    status = _STATUS_AFTER[type(event)]
+    if isinstance(event, SeatsLocked | SeatsUnlocked | SeatsSold):
+        return event.seats, status
+    assert isinstance(event, SeatHeld | HoldReleased | HoldExpired)
+    return (event.seat,), status
 
 
 def make_reservation_id(concert_id: str, date: str, seat: int, hold_no: int) -> str:

@@ -15,7 +15,7 @@ import hashlib
 import hmac
 from collections import deque
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Final
 
 from sortedcontainers import SortedList
 
@@ -28,11 +28,12 @@ from engine.errors import (
     Refused,
 )
 from engine.events import Event, register
+from engine.views import RoomSettings, Scalar, TokenStatus, TokenView
 
-WAITING = "WAITING"
-PROCESSING = "PROCESSING"
-COMPLETED = "COMPLETED"
-EXPIRED = "EXPIRED"
+WAITING: Final = "WAITING"
+PROCESSING: Final = "PROCESSING"
+COMPLETED: Final = "COMPLETED"
+EXPIRED: Final = "EXPIRED"
 
 _REFUSAL_OF_STATUS = {
     WAITING: (QUEUE_WAITING, "you are still waiting in the queue"),
@@ -41,7 +42,7 @@ _REFUSAL_OF_STATUS = {
 }
 
 
-def refusal_for(status: str) -> Refused:
+def refusal_for(status: TokenStatus) -> Refused:
     """Why a token of `status` may not make a new hold, charge or payment."""
     code, message = _REFUSAL_OF_STATUS.get(status, (TOKEN_INVALID, "token not usable"))
     return Refused(code, message)
@@ -100,26 +101,6 @@ class RoomConfigured(Event):
     paused: bool
 
 
-@dataclass(frozen=True, slots=True)
-class RoomSettings:
-    batch_size: int
-    interval_seconds: float
-    max_active: int | None
-    active_ttl_seconds: float
-    paused: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class TokenView:
-    token: str
-    user_id: str
-    status: str
-    rank: int | None
-    eta_seconds: float | None
-    active_until: float | None
-    new: bool = False  # set only in the reply to the join that issued this token
-
-
 class WaitingRoom:
     def __init__(self, settings: RoomSettings) -> None:
         self.settings = settings
@@ -137,9 +118,11 @@ class WaitingRoom:
         self.expired_total = 0
         self.completed_total = 0
         self._recent: deque[tuple[float, int]] = deque(maxlen=RATE_WINDOW)
-        # Genuine tokens of active users, once checked: an active user's every request goes
-        # through the gate, and the HMAC was the gate's largest cost. Bounded by `active`.
-        self._checked: dict[int, str] = {}
+        # The views of active tokens (with their genuine token), once made: an active user's
+        # every request goes through the gate, and the HMAC and the view were most of its
+        # cost. A view is immutable and stays true while the token is active; bounded by
+        # `active`.
+        self._active_views: dict[int, TokenView] = {}
 
     # -- tokens ------------------------------------------------------------------------------
 
@@ -155,16 +138,21 @@ class WaitingRoom:
         if not dot or not token.isascii() or not head.isdigit() or len(head) > 18:
             return None
         seq = int(head)
-        genuine = self._checked.get(seq)
-        if genuine is None:
-            if seq not in self.user_of:
-                return None
+        known = self._active_views.get(seq)
+        if known is not None:
+            genuine = known.token
+        elif seq in self.user_of:
             genuine = self.token_for(seq)
-            if seq in self.active:
-                self._checked[seq] = genuine
+        else:
+            return None
         return seq if hmac.compare_digest(genuine, token) else None
 
-    def status_of(self, seq: int) -> str:
+    def lookup(self, token: str, now: float) -> TokenView | None:
+        """The view of a genuine token; None for anything forged or malformed."""
+        seq = self.seq_for(token)
+        return self.view(seq, now, token=token) if seq is not None else None
+
+    def status_of(self, seq: int) -> TokenStatus:
         if seq in self.active:
             return PROCESSING
         if seq in self.completed:
@@ -180,17 +168,25 @@ class WaitingRoom:
         return None
 
     def view(self, seq: int, now: float, *, token: str | None = None) -> TokenView:
-        """The token's read view; pass `token` when it is already known (saves an HMAC)."""
+        """The token's read view; pass `token` when it is known to be genuine (saves an
+        HMAC)."""
+        known = self._active_views.get(seq)
+        if known is not None:
+            return known
         status = self.status_of(seq)
         rank = self.rank_of(seq) if status == WAITING else None
-        return TokenView(
+        view = TokenView(
             token=token if token is not None else self.token_for(seq),
+            seq=seq,
             user_id=self.user_of[seq],
             status=status,
             rank=rank,
             eta_seconds=self.eta(rank, now) if rank is not None else None,
             active_until=self.active.get(seq),
         )
+        if status == PROCESSING:
+            self._active_views[seq] = view
+        return view
 
     def current_seq(self, user_id: str) -> int | None:
         return self.seq_of.get(user_id)
@@ -332,12 +328,12 @@ class WaitingRoom:
                 )
             case RoomOpened(secret=secret):
                 self.secret = bytes.fromhex(secret)
-                self._checked.clear()
+                self._active_views.clear()
             case _:
                 raise TypeError(f"a waiting room cannot apply {event!r}")
 
     def _deactivate(self, seq: int) -> None:
-        self._checked.pop(seq, None)
+        self._active_views.pop(seq, None)
         until = self.active.pop(seq, None)
         if until is not None:
             self.active_by_deadline.discard((until, seq))
@@ -369,7 +365,7 @@ class WaitingRoom:
 
     def load_snapshot(self, data: dict[str, Any]) -> None:
         self.secret = bytes.fromhex(data["secret"])
-        self._checked.clear()
+        self._active_views.clear()
         self.next_seq = data["next_seq"]
         self.settings = RoomSettings(*data["settings"])
         self.user_of = dict(zip(data["seqs"], data["users"], strict=True))
@@ -383,7 +379,7 @@ class WaitingRoom:
         self.admitted_total, self.expired_total, self.completed_total = data["totals"]
         self._recent = deque(((at, n) for at, n in data["recent"]), maxlen=RATE_WINDOW)
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self) -> dict[str, Scalar]:
         s = self.settings
         return {
             "waiting": len(self.waiting),

@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 from engine.domain.waiting_room import PROCESSING, refusal_for
 from engine.errors import IDEMPOTENCY_CONFLICT, INSUFFICIENT_BALANCE, VALIDATION_ERROR, Refused
 from engine.events import Event, register
+from engine.views import Scalar, TokenStatus
 
 MAX_CHARGE = 10**9
 MAX_BALANCE = 10**12
@@ -47,7 +48,7 @@ class Wallets:
         return self.balances.get(user_id, 0)
 
     def charge(
-        self, user_id: str, amount: int, key: str | None, token_status: str = PROCESSING
+        self, user_id: str, amount: int, key: str | None, token_status: TokenStatus = PROCESSING
     ) -> tuple[list[Event], int]:
         """Events of a charge and the balance to report once they are applied.
 
@@ -115,7 +116,7 @@ class Wallets:
         self.debits = {pid: (u, a) for pid, u, a in data["debits"]}
         self.charged_total, self.debited_total = data["totals"]
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self) -> dict[str, Scalar]:
         return {
             "users": len(self.balances),
             "charged": self.charged_total,

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import anyio
 import httpx
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.typing import Subprotocol
 
 from tests.api.server import ADMIN_TOKEN, Server
 
@@ -201,9 +202,18 @@ def error_code(response: httpx.Response) -> str:
 
 
 @asynccontextmanager
-async def websocket(server: Server, token: str | None) -> AsyncIterator[ClientConnection]:
-    url = server.ws_url + (f"?token={token}" if token is not None else "")
-    async with connect(url, open_timeout=GUARD_TIMEOUT, close_timeout=2) as ws:
+async def websocket(
+    server: Server, token: str | None, *, in_query: bool = False
+) -> AsyncIterator[ClientConnection]:
+    """A websocket with `token` offered as the page does (the subprotocol `token.<token>`
+    beside `concert-queue`), or in the query string."""
+    url = server.ws_url + (f"?token={token}" if token is not None and in_query else "")
+    protocols = [Subprotocol("concert-queue")]
+    if token is not None and not in_query:
+        protocols.append(Subprotocol(f"token.{token}"))
+    async with connect(
+        url, subprotocols=protocols, open_timeout=GUARD_TIMEOUT, close_timeout=2
+    ) as ws:
         yield ws
 
 

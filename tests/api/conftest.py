@@ -27,7 +27,14 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 
 class StartServer(Protocol):
-    def __call__(self, env: dict[str, str], *, wait_ready: bool = True) -> Server: ...
+    def __call__(
+        self,
+        env: dict[str, str],
+        *,
+        wait_ready: bool = True,
+        log_level: str = "warning",
+        open_files: int | None = None,
+    ) -> Server: ...
 
 
 @pytest.fixture
@@ -36,9 +43,18 @@ def start_server(tmp_path: Path) -> Iterator[StartServer]:
     with contextlib.ExitStack() as started:
         count = itertools.count()
 
-        def start(env: dict[str, str], *, wait_ready: bool = True) -> Server:
+        def start(
+            env: dict[str, str],
+            *,
+            wait_ready: bool = True,
+            log_level: str = "warning",
+            open_files: int | None = None,
+        ) -> Server:
             directory = tmp_path / f"server-{next(count)}"
-            return started.enter_context(running_server(directory, env, wait_ready=wait_ready))
+            server = running_server(
+                directory, env, wait_ready=wait_ready, log_level=log_level, open_files=open_files
+            )
+            return started.enter_context(server)
 
         yield start
 

@@ -6,6 +6,7 @@ database.
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -36,6 +37,9 @@ class Server:
 
     directory: Path
     env: dict[str, str]
+    log_level: str = "warning"
+    # The process's RLIMIT_NOFILE (soft and hard, so the CLI cannot raise it); None: inherited.
+    open_files: int | None = None
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
     starts: int = 0
@@ -64,13 +68,22 @@ class Server:
         command = [
             sys.executable, "-m", "web", "serve",
             "--host", "127.0.0.1", "--port", str(self.port),
-            "--database-url", self.database_url, "--log-level", "warning",
+            "--database-url", self.database_url, "--log-level", self.log_level,
         ]  # fmt: skip
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(
-                command, cwd=self.directory, env=env, stdout=log, stderr=subprocess.STDOUT
+                command,
+                cwd=self.directory,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                preexec_fn=self._limit_open_files if self.open_files else None,
             )
         self.wait("/readyz" if wait_ready else "/healthz")
+
+    def _limit_open_files(self) -> None:
+        assert self.open_files is not None
+        resource.setrlimit(resource.RLIMIT_NOFILE, (self.open_files, self.open_files))
 
     def wait(self, path: str) -> None:
         assert self.process is not None
@@ -103,11 +116,16 @@ class Server:
 
 @contextmanager
 def running_server(
-    directory: Path, env: dict[str, str], *, wait_ready: bool = True
+    directory: Path,
+    env: dict[str, str],
+    *,
+    wait_ready: bool = True,
+    log_level: str = "warning",
+    open_files: int | None = None,
 ) -> Iterator[Server]:
     """A started server in `directory` (made if need be), stopped when the block ends."""
     directory.mkdir(parents=True, exist_ok=True)
-    server = Server(directory, env)
+    server = Server(directory, env, log_level=log_level, open_files=open_files)
     try:
         server.start(wait_ready=wait_ready)
         yield server

@@ -41,13 +41,19 @@ async def test_a_bad_idempotency_key_is_refused(api: Api) -> None:
     assert response.json()["error"]["field"] == "Idempotency-Key"
 
 
-@pytest.mark.parametrize("amount", [0, -5, 10**9 + 1, 1.5, 10.0, "5", True, None])
+@pytest.mark.parametrize("amount", [0, -5, 10**9 + 1, 1.5, 10.5, "5", True, None])
 async def test_amount_must_be_an_integer_from_1_to_a_billion(api: Api, amount: Any) -> None:
     user = await api.admitted()
     response = await api.post("/api/balance/charge", {"amount": amount}, user)
     assert (response.status_code, error_code(response)) == (422, "VALIDATION_ERROR")
     assert response.json()["error"]["field"] == "amount"
     assert await api.balance(user) == 0
+
+
+async def test_an_amount_written_with_a_zero_fraction_is_that_integer(api: Api) -> None:
+    user = await api.admitted()
+    response = await api.post("/api/balance/charge", {"amount": 10.0}, user)
+    assert (response.status_code, response.json()["balance"]) == (200, 10)
 
 
 async def test_charge_naming_another_user_is_refused(api: Api) -> None:

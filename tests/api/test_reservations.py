@@ -115,7 +115,7 @@ async def test_a_fifth_hold_on_one_date_is_refused_with_hold_limit(api: Api) -> 
     ("body", "field"),
     [
         ({"seat": "7"}, "seat"),
-        ({"seat": 7.0}, "seat"),
+        ({"seat": 7.5}, "seat"),
         ({"seat": True}, "seat"),
         ({"seat": 0}, "seat"),
         ({"seat": 51}, "seat"),
@@ -155,6 +155,43 @@ async def test_bodies_that_are_not_a_json_object_or_too_big_are_refused(
     user = await api.admitted()
     response = await api.post("/api/reservations", user=user, content=content)
     assert (response.status_code, error_code(response)) == (422, "VALIDATION_ERROR")
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b'{"concertId": "c", "concertId": "d", "date": "2031-03-01", "seat": 1}',
+        b'{"userId": "bob", "userId": "alice", "concertId": "c", "date": "2031-03-01", "seat": 1}',
+        b'{"concertId": "c", "date": "2031-03-01", "seat": 1, "seat": 2}',
+    ],
+)
+async def test_a_key_given_twice_is_refused(api: Api, content: bytes) -> None:
+    user = await api.admitted()
+    response = await api.post("/api/reservations", user=user, content=content)
+    assert (response.status_code, error_code(response)) == (422, "VALIDATION_ERROR")
+    assert "twice" in response.json()["error"]["message"]
+
+
+async def test_a_colon_in_a_string_is_not_taken_for_a_key(api: Api) -> None:
+    user = await api.admitted()
+    content = b'{"concertId": "no:such", "date": "2031-03-01", "seat": 1}'
+    response = await api.post("/api/reservations", user=user, content=content)
+    assert (response.status_code, error_code(response)) == (422, "VALIDATION_ERROR")
+    assert response.json()["error"]["field"] == "concertId"  # its pattern, not a duplicate
+
+
+@pytest.mark.parametrize("media", ["text/plain", "application/x-www-form-urlencoded"])
+async def test_a_body_that_is_not_sent_as_json_is_refused_415(api: Api, media: str) -> None:
+    user = await api.admitted()
+    concert_id, (day,) = await api.new_concert()
+    body = json.dumps({"concertId": concert_id, "date": day, "seat": 1}).encode()
+    headers = {"Content-Type": media}
+    response = await api.post("/api/reservations", user=user, content=body, headers=headers)
+    assert (response.status_code, error_code(response)) == (415, "UNSUPPORTED_MEDIA_TYPE")
+    for media_ok in ("application/json; charset=utf-8", "application/merge-patch+json"):
+        headers = {"Content-Type": media_ok}
+        ok = await api.post("/api/reservations", user=user, content=body, headers=headers)
+        assert ok.status_code in (200, 201), ok.text
 
 
 async def test_a_body_naming_another_user_is_refused_with_not_owner(api: Api) -> None:

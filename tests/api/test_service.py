@@ -13,7 +13,7 @@ from web.settings import STATIC_DIR
 
 pytestmark = pytest.mark.anyio
 
-# Every route of DESIGN.md's contract.
+# Every route of the contract (docs/design.md).
 CONTRACT = [
     ("post", "/api/queue/tokens"),
     ("get", "/api/queue/tokens/me"),

@@ -117,3 +117,18 @@ async def test_a_websocket_without_a_genuine_token_is_closed(
         with pytest.raises(ConnectionClosed):
             await next_message(ws)
         assert ws.close_code == 1008
+
+
+async def test_the_token_may_come_as_a_subprotocol_or_in_the_query(api: Api) -> None:
+    user = await api.admitted()
+    async with websocket(api.server, user.token) as ws:
+        assert ws.subprotocol == "concert-queue"
+        await message_of_type(ws, "queue.admitted")
+    async with websocket(api.server, user.token, in_query=True) as ws:
+        await message_of_type(ws, "queue.admitted")
+
+
+async def test_a_plain_http_request_to_the_websocket_is_told_to_upgrade(api: Api) -> None:
+    response = await api.get("/ws")
+    assert response.status_code == 426
+    assert response.json()["error"]["code"] == "UPGRADE_REQUIRED"

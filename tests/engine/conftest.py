@@ -12,6 +12,7 @@ from engine.clock import ManualClock
 from engine.config import EngineConfig
 from engine.journal import MemoryJournal
 from engine.system import EngineSystem
+from tests.commands import join
 from tests.support import BACKENDS, manual_clock
 
 CONCERT = "aurora"
@@ -75,5 +76,5 @@ async def system(
 async def admitted(system: EngineSystem, clock: ManualClock, *users: str) -> None:
     """Join every user and let one admission pass."""
     for user in users:
-        await system.join(user)
+        await join(system, user)
     await clock.advance(system.config.admit_interval_seconds)

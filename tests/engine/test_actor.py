@@ -12,9 +12,11 @@ import pytest
 
 from engine.actor import Actor
 from engine.clock import ManualClock, SystemClock
+from engine.commands import Command
 from engine.errors import HandlerCrashed, JournalFailed, Overloaded, Refused
 from engine.events import Event, register
 from engine.journal import CommitTicket, JournalRecord, MemoryJournal
+from engine.views import Scalar
 from tests.support import manual_clock, settle
 
 pytestmark = pytest.mark.anyio
@@ -32,6 +34,31 @@ class Added(Event):
 class Rang(Event):
     kind: ClassVar[str] = "test.rang"
     at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Add(Command[int]):
+    amount: int
+
+
+@dataclass(frozen=True, slots=True)
+class Alarm(Command[None]):
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Refuse(Command[None]):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Crash(Command[None]):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Sleep(Command[str]):
+    event: anyio.Event
 
 
 class Counter:
@@ -54,11 +81,13 @@ class Counter:
     def to_snapshot(self) -> dict[str, Any]:
         return {"total": self.total}
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self) -> dict[str, Scalar]:
         return {"total": self.total}
 
 
 class CounterActor(Actor[Counter]):
+    kind = "wallet"  # any kind: a counter is a tiny wallet
+
     def initial_state(self) -> Counter:
         return Counter()
 
@@ -67,19 +96,19 @@ class CounterActor(Actor[Counter]):
         counter.total = data["total"]
         return counter
 
-    async def handle(self, command: Any) -> Any:
+    async def handle(self, command: Command[Any]) -> Any:
         match command:
-            case ("add", amount):
+            case Add(amount=amount):
                 self.emit([Added(amount)])
                 return self.state.total
-            case ("alarm", at):
+            case Alarm(at=at):
                 self.state.alarm = at
                 return None
-            case "refuse":
+            case Refuse():
                 raise Refused("NOPE", "refused")
-            case "crash":
+            case Crash():
                 raise ZeroDivisionError("boom")
-            case ("sleep", event):
+            case Sleep(event=event):
                 await event.wait()
                 return "slept"
         raise TypeError(command)
@@ -96,10 +125,10 @@ class PlainCounterActor(CounterActor):
         super().__init__("plain", journal=journal, clock=clock)
         self.turned_in: list[str | None] = []
 
-    def decide(self, command: Any) -> Any:
+    def decide(self, command: Command[Any]) -> Any:
         self.turned_in.append(anyio.get_current_task().name)
         match command:
-            case ("add", amount):
+            case Add(amount=amount):
                 self.emit([Added(amount)])
                 return self.state.total
         raise TypeError(command)
@@ -143,10 +172,10 @@ async def test_handler_that_raises_answers_that_caller_and_the_actor_keeps_servi
     async with anyio.create_task_group() as tg:
         await tg.start(actor.run)
         with pytest.raises(HandlerCrashed):
-            await actor.ask("crash")
+            await actor.ask(Crash())
         with pytest.raises(Refused):
-            await actor.ask("refuse")
-        assert await actor.ask(("add", 2)) == 2
+            await actor.ask(Refuse())
+        assert await actor.ask(Add(2)) == 2
         assert actor.stats().errors == 1
         actor.close()
 
@@ -156,17 +185,17 @@ async def test_full_mailbox_answers_overloaded_at_once() -> None:
     gate = anyio.Event()
     async with anyio.create_task_group() as tg:
         await tg.start(actor.run)
-        tg.start_soon(actor.ask, ("sleep", gate))
+        tg.start_soon(actor.ask, Sleep(gate))
         await settle()  # the actor is busy in that turn
-        actor.tell(("add", 1))
-        actor.tell(("add", 1))
+        actor.tell(Add(1))
+        actor.tell(Add(1))
         with pytest.raises(Overloaded) as overloaded:
-            actor.tell(("add", 1))
+            actor.tell(Add(1))
         assert overloaded.value.retry_after > 0
         assert actor.stats().mailbox_depth == 2
         gate.set()
         await settle()  # the backlog drains
-        assert await actor.ask(("add", 1)) == 3
+        assert await actor.ask(Add(1)) == 3
         actor.close()
 
 
@@ -175,7 +204,7 @@ async def test_an_idle_plain_actor_turns_in_the_asking_task() -> None:
     async with anyio.create_task_group() as tg:
         await tg.start(actor.run, name="actor")
         await settle()  # the actor waits on its empty mailbox
-        assert await actor.ask(("add", 2)) == 2
+        assert await actor.ask(Add(2)) == 2
         assert actor.turned_in == [anyio.get_current_task().name]
         actor.close()
 
@@ -185,10 +214,10 @@ async def test_an_ask_behind_queued_commands_waits_its_turn_in_the_actor() -> No
     async with anyio.create_task_group() as tg:
         await tg.start(actor.run, name="actor")
         await settle()
-        actor.tell(("add", 1))
-        actor.tell(("add", 10))
+        actor.tell(Add(1))
+        actor.tell(Add(10))
         # Queued behind the two: it must not overtake them by turning at once.
-        assert await actor.ask(("add", 100)) == 111
+        assert await actor.ask(Add(100)) == 111
         assert actor.turned_in == ["actor", "actor", "actor"]
         actor.close()
 
@@ -205,8 +234,8 @@ async def test_an_ask_answered_at_once_still_lets_other_tasks_run() -> None:
         tg.start_soon(other)
         # Without a checkpoint the asker would never let `other` run. With one, trio may still
         # resume the asker first (it shuffles tasks made runnable together), but not twice.
-        assert await actor.ask(("add", 1)) == 1
-        assert await actor.ask(("add", 1)) == 2
+        assert await actor.ask(Add(1)) == 1
+        assert await actor.ask(Add(1)) == 2
         assert others == ["ran"]
         actor.close()
 
@@ -217,7 +246,7 @@ async def test_reply_waits_for_the_commit_while_the_actor_goes_on() -> None:
     replies: list[int] = []
 
     async def add(n: int) -> None:
-        replies.append(await actor.ask(("add", n)))
+        replies.append(await actor.ask(Add(n)))
 
     async with anyio.create_task_group() as tg:
         await tg.start(actor.run)
@@ -240,13 +269,13 @@ async def test_a_refusal_waits_for_the_commit_of_what_it_observed() -> None:
 
     async def refuse() -> None:
         try:
-            await actor.ask("refuse")
+            await actor.ask(Refuse())
         except Refused:
             outcome.append("refused")
 
     async with anyio.create_task_group() as tg:
         await tg.start(actor.run)
-        actor.tell(("add", 1))
+        actor.tell(Add(1))
         tg.start_soon(refuse)
         await settle()
         assert outcome == []
@@ -258,7 +287,7 @@ async def test_a_refusal_waits_for_the_commit_of_what_it_observed() -> None:
 
 async def add_noting_failures(actor: CounterActor, errors: list[BaseException], n: int) -> None:
     try:
-        await actor.ask(("add", n))
+        await actor.ask(Add(n))
     except JournalFailed as error:
         errors.append(error)
 
@@ -316,7 +345,7 @@ async def test_timer_sends_expire_due_as_a_turn_at_the_deadline() -> None:
     actor = counter(MemoryJournal(), clock)
     async with anyio.create_task_group() as tg:
         await tg.start(actor.run)
-        await actor.ask(("alarm", 130.0))
+        await actor.ask(Alarm(130.0))
         await clock.advance(29.9)
         assert actor.state.rang == []
         await clock.advance(0.1)
@@ -331,7 +360,7 @@ async def test_a_manual_clock_settles_by_itself_on_any_backend() -> None:
     actor = counter(MemoryJournal(), clock)
     async with anyio.create_task_group() as tg:
         await tg.start(actor.run)
-        await actor.ask(("alarm", 130.0))
+        await actor.ask(Alarm(130.0))
         await clock.advance(30)
         assert actor.state.rang == [130.0]
         actor.close()
@@ -343,7 +372,7 @@ async def test_timer_rings_on_the_system_clock_through_the_running_loop() -> Non
     async with anyio.create_task_group() as tg:
         await tg.start(actor.run)
         alarm = clock.now() + 0.05
-        await actor.ask(("alarm", alarm))
+        await actor.ask(Alarm(alarm))
         with anyio.fail_after(5):
             while not actor.state.rang:
                 await anyio.sleep(0.01)
@@ -356,11 +385,11 @@ async def test_deadline_moved_later_rings_at_the_later_instant_only() -> None:
     actor = counter(MemoryJournal(), clock)
     async with anyio.create_task_group() as tg:
         await tg.start(actor.run)
-        await actor.ask(("alarm", 130.0))
-        await actor.ask(("alarm", 200.0))
+        await actor.ask(Alarm(130.0))
+        await actor.ask(Alarm(200.0))
         await clock.advance(50)
         assert actor.state.rang == []
-        await actor.ask(("alarm", 160.0))  # earlier than the armed 200: re-armed at once
+        await actor.ask(Alarm(160.0))  # earlier than the armed 200: re-armed at once
         await clock.advance(10)
         assert actor.state.rang == [160.0]
         actor.close()
@@ -374,7 +403,7 @@ async def test_state_is_rebuilt_from_snapshot_and_later_events() -> None:
     async with anyio.create_task_group() as tg:
         await tg.start(actor.run)
         for n in (1, 2, 3):
-            await actor.ask(("add", n))
+            await actor.ask(Add(n))
         actor.close()
     assert journal.snapshots["counter"].actor_seq == 2
     history = (await journal.load(["counter"]))["counter"]

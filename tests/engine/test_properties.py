@@ -20,6 +20,7 @@ from engine.domain.wallet import Debited
 from engine.errors import EngineError
 from engine.journal import MemoryJournal
 from engine.system import EngineSystem
+from tests.commands import charge, hold, join, pay, release
 from tests.support import manual_clock
 
 USERS = [f"user{i}" for i in range(6)]
@@ -67,19 +68,19 @@ async def play(script: Script) -> tuple[EngineSystem, Ledger, MemoryJournal]:
     ledger = Ledger()
 
     def held(user: str) -> list[str]:
-        return [r.reservation_id for r in system.reservations_of(user) if r.status == "HELD"]
+        return [r.reservation_id for r in system.reservations(user) if r.status == "HELD"]
 
     async def run_op(what: str, user: str, date: str, n: int) -> None:
         try:
             if what == "hold":
-                await system.hold(user, "c", date, n)
+                await hold(system, user, "c", date, n)
             elif what == "release" and held(user):
-                await system.release(user, held(user)[n % len(held(user))])
+                await release(system, user, held(user)[n % len(held(user))])
             elif what == "charge":
-                await system.charge(user, n)
+                await charge(system, user, n)
                 ledger.charged += n
             elif what == "pay" and held(user):
-                result = await system.pay(user, held(user)[:n])
+                result = await pay(system, user, held(user)[:n])
                 ledger.paid += result.amount
                 ledger.payments[result.payment_id] = result.amount
         except EngineError:
@@ -87,7 +88,7 @@ async def play(script: Script) -> tuple[EngineSystem, Ledger, MemoryJournal]:
 
     async with system.running():
         for user in USERS:
-            await system.join(user)
+            await join(system, user)
         await clock.advance(1)
         for batch in script:
             async with anyio.create_task_group() as tg:
@@ -130,7 +131,7 @@ def check_invariants(system: EngineSystem, ledger: Ledger, journal: MemoryJourna
     # No payment without sold seats, no sold seat without a payment.
     assert debits == sold_value
     assert ledger.payments == debits
-    for actor in system.dates.values():
+    for actor in system.date_actors():
         for sold_seat in actor.state.seats:
             if sold_seat.status == SOLD:
                 assert sold_seat.payment_id in debits

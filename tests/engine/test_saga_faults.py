@@ -13,7 +13,6 @@ from __future__ import annotations
 import pytest
 
 from engine.actors import checkout
-from engine.actors.checkout import PaymentResult
 from engine.clock import ManualClock
 from engine.config import EngineConfig
 from engine.domain.checkout import COMPLETED, STARTED
@@ -21,6 +20,8 @@ from engine.domain.seat_map import CHECKOUT, SOLD
 from engine.errors import EngineError
 from engine.journal import MemoryJournal
 from engine.system import EngineSystem
+from engine.views import PaymentResult
+from tests.commands import charge, hold, join, pay
 from tests.engine.conftest import CONCERT, DATE, OTHER_DATE, PRICE, admitted, catalog
 from tests.support import manual_clock
 
@@ -41,16 +42,16 @@ async def appends_of_a_clean_payment(config: EngineConfig) -> int:
     async with system.running():
         _, rids = await ready_to_pay(system, clock)
         before = journal.appends
-        await system.pay("ann", rids, KEY)
+        await pay(system, "ann", rids, KEY)
         return journal.appends - before
 
 
 async def ready_to_pay(system: EngineSystem, clock: ManualClock) -> tuple[str, list[str]]:
     await admitted(system, clock, "ann")
-    token = (await system.join("ann")).token
-    await system.charge("ann", CHARGED, "top-up")
-    first = await system.hold("ann", CONCERT, DATE, 1)
-    second = await system.hold("ann", CONCERT, OTHER_DATE, 2)
+    token = (await join(system, "ann")).token
+    await charge(system, "ann", CHARGED, "top-up")
+    first = await hold(system, "ann", CONCERT, DATE, 1)
+    second = await hold(system, "ann", CONCERT, OTHER_DATE, 2)
     return token, [first.reservation_id, second.reservation_id]
 
 
@@ -61,9 +62,9 @@ async def settle(clock: ManualClock) -> None:
 
 
 async def retry_same_key(system: EngineSystem, token: str, rids: list[str]) -> PaymentResult:
-    view = system.lookup_token(token)
+    view = system.token(token)
     assert view is not None
-    return await system.pay("ann", rids, KEY, view.status)
+    return await pay(system, "ann", rids, KEY, view.status)
 
 
 def assert_the_books_balance(system: EngineSystem) -> PaymentResult | None:
@@ -71,7 +72,7 @@ def assert_the_books_balance(system: EngineSystem) -> PaymentResult | None:
     payments = {p.payment_id: p for c in system.checkouts for p in c.state.payments.values()}
     assert all(p.status != STARTED for p in payments.values()), "a payment left unsettled"
     completed = {pid: p for pid, p in payments.items() if p.status == COMPLETED}
-    for actor in system.dates.values():
+    for actor in system.date_actors():
         for seat in actor.state.seats:
             assert seat.status != CHECKOUT, "a seat left locked"
             if seat.status == SOLD:
@@ -100,7 +101,7 @@ async def test_a_fault_at_any_commit_of_a_payment_keeps_the_books_and_the_retry_
             token, rids = await ready_to_pay(system, clock)
             journal.fail_append(journal.appends + step, landed=landed)
             try:
-                told: PaymentResult | None = await system.pay("ann", rids, KEY)
+                told: PaymentResult | None = await pay(system, "ann", rids, KEY)
             except EngineError:
                 told = None  # a 503: the buyer retries with the same key
             await settle(clock)
@@ -126,7 +127,7 @@ async def test_a_same_key_retry_of_an_interrupted_payment_gets_its_outcome_at_on
     # The completion's commit is lost: the buyer hears 503 though the money and seats moved.
     journal.fail_append(journal.appends + COMPLETION)
     with pytest.raises(EngineError):
-        await system.pay("ann", rids, KEY)
+        await pay(system, "ann", rids, KEY)
     await clock.advance(0)  # the checkout rebuilds; its Resolve is not due yet
     retried = await retry_same_key(system, token, rids)
     assert [r.status for r in retried.reservations] == [SOLD, SOLD]
@@ -137,9 +138,9 @@ async def test_an_idempotency_key_reused_for_other_reservations_is_a_conflict(
     system: EngineSystem, clock: ManualClock
 ) -> None:
     _, rids = await ready_to_pay(system, clock)
-    await system.pay("ann", rids[:1], KEY)
+    await pay(system, "ann", rids[:1], KEY)
     with pytest.raises(EngineError) as conflict:
-        await system.pay("ann", rids, KEY)
+        await pay(system, "ann", rids, KEY)
     assert conflict.value.code == "IDEMPOTENCY_CONFLICT"
 
 
@@ -147,9 +148,9 @@ async def test_a_charge_key_reused_for_another_amount_is_a_conflict(
     system: EngineSystem, clock: ManualClock
 ) -> None:
     await admitted(system, clock, "ann")
-    await system.charge("ann", 100, "k")
+    await charge(system, "ann", 100, "k")
     with pytest.raises(EngineError) as conflict:
-        await system.charge("ann", 200, "k")
+        await charge(system, "ann", 200, "k")
     assert conflict.value.code == "IDEMPOTENCY_CONFLICT"
 
 
@@ -157,10 +158,10 @@ async def test_a_charge_retried_after_paying_is_answered_from_its_record(
     system: EngineSystem, clock: ManualClock
 ) -> None:
     token, rids = await ready_to_pay(system, clock)
-    await system.pay("ann", rids, KEY)
-    view = system.lookup_token(token)
+    await pay(system, "ann", rids, KEY)
+    view = system.token(token)
     assert view is not None and view.status == "COMPLETED"
-    assert await system.charge("ann", CHARGED, "top-up", view.status) == CHARGED
+    assert await charge(system, "ann", CHARGED, "top-up", view.status) == CHARGED
     with pytest.raises(EngineError) as refused:
-        await system.charge("ann", 5, "another", view.status)
+        await charge(system, "ann", 5, "another", view.status)
     assert refused.value.code == "TOKEN_COMPLETED"

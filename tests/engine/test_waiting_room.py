@@ -12,11 +12,11 @@ from engine.domain.waiting_room import (
     PROCESSING,
     WAITING,
     RoomOpened,
-    RoomSettings,
     WaitingRoom,
 )
 from engine.errors import Refused
 from engine.events import Event
+from engine.views import RoomSettings
 
 T0 = 1_000.0
 

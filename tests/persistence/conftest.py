@@ -10,23 +10,19 @@ missing or unreachable database fails the test instead.
 from __future__ import annotations
 
 import json
-import os
-import secrets
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 from engine.catalog import ConcertDateInfo, ConcertInfo
 from engine.clock import Clock
 from engine.config import EngineConfig
 from engine.system import EngineSystem
 from persistence import open_store
-from persistence.database import normalize_url
+from tests.postgres import fresh_postgres_schema, postgres_base_url
 from tests.support import BACKENDS
 
 CONCERT = "aurora"
@@ -70,16 +66,6 @@ def engine_config(**changes: object) -> EngineConfig:
     return EngineConfig(**settings)  # type: ignore[arg-type]
 
 
-def postgres_base_url() -> str | None:
-    """The PostgreSQL URL to test against; None means skip (never under CI)."""
-    url = os.environ.get("DATABASE_URL_TEST")
-    if url:
-        return normalize_url(url)
-    if os.environ.get("CI") == "true":
-        pytest.fail("CI=true but DATABASE_URL_TEST is not set: the PostgreSQL tests must run")
-    return None
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A URL to an empty database of each kind."""
@@ -91,26 +77,6 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         pytest.skip("DATABASE_URL_TEST is not set")
     with fresh_postgres_schema(base) as url:
         yield url
-
-
-@contextmanager
-def fresh_postgres_schema(base: str) -> Iterator[str]:
-    """Create a uniquely named schema, hand out a URL whose connections use it, drop it."""
-    schema = f"test_{secrets.token_hex(6)}"
-    admin = create_engine(base)
-    try:
-        with admin.begin() as conn:
-            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    except Exception as error:
-        admin.dispose()
-        pytest.fail(f"PostgreSQL at DATABASE_URL_TEST is unreachable: {error}")
-    try:
-        url = make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-        admin.dispose()
 
 
 @asynccontextmanager
@@ -134,5 +100,6 @@ async def engine_on(
 def durable_state(system: EngineSystem) -> dict[str, Any]:
     """Every actor's state as its snapshot shows it, in JSON form (tuples become lists)."""
     return {
-        actor.key: json.loads(json.dumps(actor.state.to_snapshot())) for actor in system.actors()
+        actor.key: json.loads(json.dumps(actor.state.to_snapshot()))
+        for actor in system.all_actors()
     }

@@ -22,6 +22,7 @@ from engine.config import EngineConfig
 from engine.errors import EngineError
 from engine.system import EngineSystem
 from persistence import open_store
+from tests.commands import charge, hold, join, pay, release
 
 WORKERS = 6
 USERS = [f"user{n}" for n in range(12)]
@@ -43,14 +44,14 @@ def say(line: dict[str, Any]) -> None:
 
 
 async def worker(system: EngineSystem, rng: random.Random, name: str) -> None:
-    dates = [(info.concert_id, info.date) for c in system.concerts.values() for info in c.dates]
+    dates = [(info.concert_id, info.date) for c in system.concerts() for info in c.dates]
     step = 0
     while True:
         step += 1
         user = rng.choice(USERS)
         key = f"{name}-{step}"
         roll = rng.random()
-        held = [r.reservation_id for r in system.reservations_of(user) if r.status == "HELD"]
+        held = [r.reservation_id for r in system.reservations(user) if r.status == "HELD"]
         if roll < 0.1:
             command: dict[str, Any] = {"op": "join", "user": user}
         elif roll < 0.35:
@@ -78,17 +79,17 @@ async def run(system: EngineSystem, command: dict[str, Any]) -> dict[str, Any]:
     user = command["user"]
     match command["op"]:
         case "join":
-            return {"token": (await system.join(user)).token}
+            return {"token": (await join(system, user)).token}
         case "charge":
-            return {"balance": await system.charge(user, command["amount"], command["key"])}
+            return {"balance": await charge(system, user, command["amount"], command["key"])}
         case "hold":
-            hold = await system.hold(user, command["concert"], command["date"], command["seat"])
-            return {"rid": hold.reservation_id}
+            held = await hold(system, user, command["concert"], command["date"], command["seat"])
+            return {"rid": held.reservation_id}
         case "release":
-            await system.release(user, command["rid"])
+            await release(system, user, command["rid"])
             return {}
         case "pay":
-            paid = await system.pay(user, command["rids"], command["key"])
+            paid = await pay(system, user, command["rids"], command["key"])
             return {"pid": paid.payment_id, "amount": paid.amount}
     raise ValueError(command)
 

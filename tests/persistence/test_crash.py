@@ -128,7 +128,7 @@ def seat_of(system: EngineSystem, rid: str) -> Seat | None:
 
 
 def check_acknowledged(system: EngineSystem, ledger: Ledger) -> None:
-    room = system.waiting_room.state
+    room = system.room.state
     for join in ledger.acks("join"):
         seq = room.seq_for(join["token"])
         assert seq is not None and room.user_of[seq] == join["user"], join
@@ -166,7 +166,7 @@ def check_invariants(system: EngineSystem) -> None:
     assert charged == balances + sum(p.amount for p in completed.values()), "money not conserved"
     assert set(debits) == set(completed), "a debit without a sale, or a sale without a debit"
     sold_value: dict[str, int] = {}
-    for actor in system.dates.values():
+    for actor in system.date_actors():
         for seat in actor.state.seats:
             assert seat.status != CHECKOUT, f"seat {seat} is still locked"
             if seat.status == SOLD:

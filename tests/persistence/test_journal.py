@@ -126,8 +126,9 @@ async def test_a_failed_commit_acknowledges_nothing_and_poisons_its_actors(
             await doomed.wait()
         with pytest.raises(JournalFailed):
             await later_same_actor.wait()
-        await other_actor.wait()
-        assert poisoned == [{"wallet:0"}]
+        with pytest.raises(JournalFailed):  # queued behind the failure: failed, not kept waiting
+            await other_actor.wait()
+        assert poisoned == [{"wallet:0", "wallet:1"}]
 
         refused = journal.append([charge("wallet:0", 3, amount=6)])
         assert refused.failed  # at once, while the actor has not rebuilt
@@ -139,7 +140,9 @@ async def test_a_failed_commit_acknowledges_nothing_and_poisons_its_actors(
             (2, Charged("intruder", 5, None)),
         ]
         journal.reopen("wallet:0")
+        journal.reopen("wallet:1")
         await journal.append([charge("wallet:0", 3, amount=7)]).wait()
+        await journal.append([charge("wallet:1", 1, amount=4)]).wait()
     async with open_store(database_url, seed_demo=False) as store:
         histories = await store.journal.load()
     assert histories["wallet:0"].snapshot is None

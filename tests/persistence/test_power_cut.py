@@ -24,6 +24,7 @@ from engine.system import EngineSystem
 from persistence.catalog import upsert_concert
 from persistence.database import connect, ensure_schema
 from persistence.journal import SqlJournal
+from tests.commands import charge, hold, join, pay
 from tests.persistence.conftest import (
     CONCERT,
     DATE,
@@ -74,13 +75,13 @@ async def engine_with_power_cut(url: str, survive: int) -> AsyncIterator[PowerCu
 
 
 async def pay_for_two_dates(system: EngineSystem) -> None:
-    await system.join("alice")
+    await join(system, "alice")
     await system.clock.advance(CONFIG.admit_interval_seconds)  # type: ignore[attr-defined]
-    first = await system.hold("alice", CONCERT, DATE, 5)
-    await system.hold("bob", CONCERT, DATE, 7)
-    second = await system.hold("alice", CONCERT, OTHER_DATE, 6)
-    await system.charge("alice", CHARGED, "topup")
-    await system.pay("alice", [first.reservation_id, second.reservation_id], "pay")
+    first = await hold(system, "alice", CONCERT, DATE, 5)
+    await hold(system, "bob", CONCERT, DATE, 7)
+    second = await hold(system, "alice", CONCERT, OTHER_DATE, 6)
+    await charge(system, "alice", CHARGED, "topup")
+    await pay(system, "alice", [first.reservation_id, second.reservation_id], "pay")
 
 
 def seat(system: EngineSystem, date: str, number: int) -> tuple[str, str | None, str | None]:
@@ -94,7 +95,7 @@ def assert_payment_is_all_or_nothing(system: EngineSystem) -> bool:
     """Invariants after recovery; returns whether alice's payment went through."""
     payments = [p for c in system.checkouts for p in c.state.payments.values()]
     assert all(p.status != STARTED for p in payments), "a checkout was left unresolved"
-    for actor in system.dates.values():
+    for actor in system.date_actors():
         assert all(s.status != CHECKOUT for s in actor.state.seats), "a seat stayed locked"
     wallet = system.wallet_actor("alice").state
     assert wallet.charged_total == sum(wallet.balances.values()) + wallet.debited_total
@@ -108,7 +109,7 @@ def assert_payment_is_all_or_nothing(system: EngineSystem) -> bool:
         [payment] = [p for p in payments if p.payment_id == first[2]]
         assert payment.status == COMPLETED and payment.amount == 2 * PRICE
         assert debits == [2 * PRICE], "seats sold without (or with double) money taken"
-        token = system.waiting_room.state
+        token = system.room.state
         assert token.status_of(token.seq_of["alice"]) == "COMPLETED"
     else:
         assert debits == [], "money taken without a seat"

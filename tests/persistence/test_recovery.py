@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import pytest
 
+from engine.commands import CompleteToken
 from engine.domain.seat_map import AVAILABLE, HELD, SOLD
 from engine.errors import Refused
 from engine.system import EngineSystem
+from tests.commands import charge, hold, join, pay, release, room_durable
 from tests.persistence.conftest import (
     CONCERT,
     DATE,
@@ -33,12 +35,12 @@ async def test_waiting_room_order_and_statuses_survive_a_restart(database_url: s
     config = engine_config(admit_batch=3)
     users = [f"user{n}" for n in range(8)]
     async with engine_on(database_url, clock, config) as system:
-        tokens = [(await system.join(user)).token for user in users]
+        tokens = [(await join(system, user)).token for user in users]
         await clock.advance(config.admit_interval_seconds)  # the first three are admitted
-        await system.complete_token("user1")
-        before = [system.lookup_token(token) for token in tokens]
+        await system.ask(CompleteToken("user1"))
+        before = [system.token(token) for token in tokens]
     async with engine_on(database_url, clock, config) as system:
-        after = [system.lookup_token(token) for token in tokens]
+        after = [system.token(token) for token in tokens]
         assert after == before
         assert [view.status for view in after if view] == [
             "PROCESSING",
@@ -48,7 +50,8 @@ async def test_waiting_room_order_and_statuses_survive_a_restart(database_url: s
         ]
         assert [view.rank for view in after if view][3:] == [1, 2, 3, 4, 5]
         await clock.advance(config.admit_interval_seconds)  # admission goes on where it stopped
-        assert [system.lookup_token(t).status for t in tokens[3:]] == [  # type: ignore[union-attr]
+        await room_durable(system)
+        assert [system.token(t).status for t in tokens[3:]] == [  # type: ignore[union-attr]
             *["PROCESSING"] * 3,
             *["WAITING"] * 2,
         ]
@@ -57,12 +60,12 @@ async def test_waiting_room_order_and_statuses_survive_a_restart(database_url: s
 async def test_a_hold_keeps_its_absolute_expiry_across_a_restart(database_url: str) -> None:
     clock = manual_clock()
     async with engine_on(database_url, clock) as system:
-        hold = await system.hold("alice", CONCERT, DATE, 4)
+        held = await hold(system, "alice", CONCERT, DATE, 4)
     await clock.advance(120)  # the server is down for two minutes
     async with engine_on(database_url, clock) as system:
-        [again] = system.reservations_of("alice")
-        assert again.reservation_id == hold.reservation_id
-        assert again.expires_at == hold.expires_at
+        [again] = system.reservations("alice")
+        assert again.reservation_id == held.reservation_id
+        assert again.expires_at == held.expires_at
         assert seat_status(system, DATE, 4) == HELD
         await clock.advance(300 - 120 - 1)
         assert seat_status(system, DATE, 4) == HELD
@@ -73,50 +76,50 @@ async def test_a_hold_keeps_its_absolute_expiry_across_a_restart(database_url: s
 async def test_holds_that_lapsed_while_down_are_released_at_recovery(database_url: str) -> None:
     clock = manual_clock()
     async with engine_on(database_url, clock) as system:
-        await system.hold("alice", CONCERT, DATE, 1)
-        await system.hold("bob", CONCERT, DATE, 2)
+        await hold(system, "alice", CONCERT, DATE, 1)
+        await hold(system, "bob", CONCERT, DATE, 2)
     await clock.advance(301)
     async with engine_on(database_url, clock) as system:
         assert seat_status(system, DATE, 1) == AVAILABLE
         assert seat_status(system, DATE, 2) == AVAILABLE
-        assert system.reservations_of("alice") == []
-        taken = await system.hold("carol", CONCERT, DATE, 1)
+        assert system.reservations("alice") == ()
+        taken = await hold(system, "carol", CONCERT, DATE, 1)
         assert taken.status == HELD
 
 
 async def test_balances_and_idempotency_keys_survive_a_restart(database_url: str) -> None:
     clock = manual_clock()
     async with engine_on(database_url, clock) as system:
-        await system.charge("alice", 300, "topup-1")
-        await system.charge("alice", 200, "topup-2")
-        await system.charge("bob", 50, None)
+        await charge(system, "alice", 300, "topup-1")
+        await charge(system, "alice", 200, "topup-2")
+        await charge(system, "bob", 50, None)
     async with engine_on(database_url, clock) as system:
         assert system.balance("alice") == 500
         assert system.balance("bob") == 50
         # A retry answers what the first charge answered and charges nothing.
-        assert await system.charge("alice", 300, "topup-1") == 300
+        assert await charge(system, "alice", 300, "topup-1") == 300
         assert system.balance("alice") == 500
         with pytest.raises(Refused):
-            await system.charge("alice", 999, "topup-2")
+            await charge(system, "alice", 999, "topup-2")
 
 
 async def test_a_completed_payment_survives_a_restart(database_url: str) -> None:
     clock = manual_clock()
     async with engine_on(database_url, clock) as system:
-        await system.join("alice")
+        await join(system, "alice")
         await clock.advance(system.config.admit_interval_seconds)
-        first = await system.hold("alice", CONCERT, DATE, 5)
-        second = await system.hold("alice", CONCERT, OTHER_DATE, 6)
-        await system.charge("alice", 1000, "k")
-        paid = await system.pay("alice", [first.reservation_id, second.reservation_id], "p")
+        first = await hold(system, "alice", CONCERT, DATE, 5)
+        second = await hold(system, "alice", CONCERT, OTHER_DATE, 6)
+        await charge(system, "alice", 1000, "k")
+        paid = await pay(system, "alice", [first.reservation_id, second.reservation_id], "p")
     async with engine_on(database_url, clock) as system:
         assert seat_status(system, DATE, 5) == SOLD
         assert seat_status(system, OTHER_DATE, 6) == SOLD
         assert system.balance("alice") == 1000 - 2 * PRICE
-        again = await system.pay("alice", [first.reservation_id, second.reservation_id], "p")
+        again = await pay(system, "alice", [first.reservation_id, second.reservation_id], "p")
         assert again.payment_id == paid.payment_id
         assert system.balance("alice") == 1000 - 2 * PRICE
-        token = system.lookup_token((await system.join("alice")).token)
+        token = system.token((await join(system, "alice")).token)
         assert token is not None
 
 
@@ -128,16 +131,16 @@ async def test_snapshot_and_tail_rebuild_every_actor_exactly(
     config = engine_config(snapshot_every=snapshot_every, admit_batch=4)
     async with engine_on(database_url, clock, config) as system:
         for n in range(10):
-            await system.join(f"user{n}")
+            await join(system, f"user{n}")
         await clock.advance(config.admit_interval_seconds)
         for n in range(6):
-            await system.charge(f"user{n}", 100 * (n + 1), f"c{n}")
-            await system.hold(f"user{n}", CONCERT, DATE, n + 1)
-        await system.hold("user0", CONCERT, OTHER_DATE, 9)
-        await system.pay("user2", [system.reservations_of("user2")[0].reservation_id], "p2")
-        await system.release("user3", system.reservations_of("user3")[0].reservation_id)
+            await charge(system, f"user{n}", 100 * (n + 1), f"c{n}")
+            await hold(system, f"user{n}", CONCERT, DATE, n + 1)
+        await hold(system, "user0", CONCERT, OTHER_DATE, 9)
+        await pay(system, "user2", [system.reservations("user2")[0].reservation_id], "p2")
+        await release(system, "user3", system.reservations("user3")[0].reservation_id)
         with pytest.raises(Refused):
-            await system.pay("user0", [r.reservation_id for r in system.reservations_of("user0")])
+            await pay(system, "user0", [r.reservation_id for r in system.reservations("user0")])
         await clock.advance(30)
         before = durable_state(system)
     async with engine_on(database_url, clock, config) as system:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from web.schemas import ReservationOut, instant
+from web.hub.ranks import rank_text
+from web.schemas import QueueRankMessage, ReservationOut, instant
 
 
 def iso_of(seconds: float) -> str:
@@ -50,3 +52,12 @@ def test_a_dumped_reservation_is_the_models_own_json(
         "payment_id": payment,
     }
     assert ReservationOut.dump(values) == ReservationOut(**values).model_dump_json().encode()
+
+
+@given(
+    st.integers(min_value=1, max_value=10**7),
+    st.none() | st.floats(min_value=0, max_value=1e7, allow_nan=False),
+)
+def test_the_hand_made_rank_message_is_the_models_json(rank: int, eta: float | None) -> None:
+    made = json.loads(rank_text(rank, eta))
+    assert made == json.loads(QueueRankMessage(rank=rank, eta_seconds=eta).model_dump_json())

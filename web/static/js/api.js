@@ -1,4 +1,4 @@
-// The HTTP side of the contract (DESIGN.md): JSON in and out, contract errors as ApiError.
+// The HTTP side of the contract (docs/design.md): JSON in and out, contract errors as ApiError.
 
 import { observeServerDate } from "./time.js";
 

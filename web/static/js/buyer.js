@@ -242,7 +242,12 @@ async function refreshMe() {
 
 function wsUrl() {
   const scheme = location.protocol === "https:" ? "wss" : "ws";
-  return `${scheme}://${location.host}/ws?token=${encodeURIComponent(state.token ?? "")}`;
+  return `${scheme}://${location.host}/ws`;
+}
+
+// The token travels as a subprotocol, never in the URL (URLs end up in logs).
+function wsProtocols() {
+  return ["concert-queue", `token.${state.token ?? ""}`];
 }
 
 function onLiveState(connection) {
@@ -303,6 +308,7 @@ async function poll() {
 
 const live = new LiveChannel({
   url: wsUrl,
+  protocols: wsProtocols,
   onEvent,
   onState: onLiveState,
   poll,

@@ -12,13 +12,15 @@ export class LiveChannel {
   /**
    * @param {object} options
    * @param {() => string} options.url        the websocket URL (read at each attempt)
+   * @param {() => string[]} [options.protocols] subprotocols to offer (read at each attempt)
    * @param {(event: object) => void} options.onEvent
    * @param {(state: "connecting"|"live"|"polling"|"stopped") => void} options.onState
    * @param {() => Promise<void>} options.poll  called while the socket is down
    * @param {() => void} [options.onOpen]       called after each (re)connection
    */
-  constructor({ url, onEvent, onState, poll, onOpen }) {
+  constructor({ url, protocols, onEvent, onState, poll, onOpen }) {
     this.url = url;
+    this.protocols = protocols ?? (() => []);
     this.onEvent = onEvent;
     this.onState = onState;
     this.poll = poll;
@@ -79,7 +81,7 @@ export class LiveChannel {
     this.setState(this.attempt === 0 ? "connecting" : "polling");
     let socket;
     try {
-      socket = new WebSocket(this.url());
+      socket = new WebSocket(this.url(), this.protocols());
     } catch {
       this.scheduleReconnect();
       return;

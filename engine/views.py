@@ -1,0 +1,230 @@
+"""What the engine answers: the outcomes of commands and the read views, as plain values.
+
+Every type here is a frozen dataclass of primitives, tuples, enums and other such values:
+nothing refers to an actor or a callback, so a view or an outcome can cross a process
+boundary unchanged (the cluster's gateways receive them from shard hosts). The domain builds
+them from its state (`engine.domain`); the web layer turns them into JSON. This module imports
+nothing of the engine's: the domain depends on it, not the other way round.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+Scalar = int | float | str | bool | None
+
+# Statuses and kinds are plain strings typed as literals: no runtime cost on the hot path (an
+# enum member is compared and hashed the slow way), checked by mypy everywhere.
+TokenStatus = Literal["WAITING", "PROCESSING", "COMPLETED", "EXPIRED"]
+SeatStatus = Literal["AVAILABLE", "HELD", "CHECKOUT", "SOLD"]  # CHECKOUT: a payment runs
+PaymentStatus = Literal["STARTED", "COMPLETED", "FAILED"]
+ActorKind = Literal["waiting-room", "date", "wallet", "checkout"]
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Which actor committed a batch of events (handed to event listeners with them)."""
+
+    kind: ActorKind
+    key: str
+    concert_id: str | None = None  # dates only
+    date: str | None = None  # dates only
+
+
+@dataclass(frozen=True, slots=True)
+class TokenView:
+    """A queue token as the token gate and its owner see it."""
+
+    token: str
+    seq: int  # the token's number in the queue: who it is, for the websocket hub's index
+    user_id: str
+    status: TokenStatus
+    rank: int | None  # 1-based while WAITING
+    eta_seconds: float | None  # while WAITING; None while admission is paused
+    active_until: float | None  # while PROCESSING
+    new: bool = False  # set only in the reply to the join that issued this token
+
+    def status_at(self, now: float) -> TokenStatus:
+        """The status at `now`: EXPIRED once the active window has run out, even before the
+        waiting room's timer turn has expired it (a request in that gap is too late)."""
+        until = self.active_until
+        if self.status == "PROCESSING" and until is not None and until <= now:
+            return "EXPIRED"
+        return self.status
+
+
+@dataclass(frozen=True, slots=True)
+class RoomSettings:
+    batch_size: int
+    interval_seconds: float
+    max_active: int | None
+    active_ttl_seconds: float
+    paused: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    """One seat a user holds, is paying for, or bought."""
+
+    reservation_id: str
+    user_id: str
+    concert_id: str
+    date: str
+    seat: int
+    status: SeatStatus
+    price: int
+    expires_at: float | None
+    payment_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class HoldOutcome:
+    reservation: Reservation
+    created: bool  # False: the caller already held this seat, and this is that hold
+
+
+@dataclass(frozen=True, slots=True)
+class SeatView:
+    number: int
+    status: SeatStatus
+    holder: str | None
+    reservation_id: str | None
+    expires_at: float | None
+    payment_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class SeatMapView:
+    concert_id: str
+    date: str
+    price: int
+    seats: tuple[SeatView, ...]
+
+    @property
+    def available(self) -> tuple[int, ...]:
+        return tuple(s.number for s in self.seats if s.status == "AVAILABLE")
+
+
+@dataclass(frozen=True, slots=True)
+class DateView:
+    """A date of a concert with how many of its seats are free."""
+
+    date: str
+    available_seats: int
+    total_seats: int
+    price: int
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentView:
+    payment_id: str
+    user_id: str
+    status: PaymentStatus
+    amount: int
+    balance: int
+    reservation_ids: tuple[str, ...]
+    failure: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentResult:
+    """The answer to a payment: what was paid and the seats it bought."""
+
+    payment_id: str
+    user_id: str
+    amount: int
+    balance: int
+    reservations: tuple[Reservation, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class QueuePosition:
+    rank: int
+    eta_seconds: float | None  # None while admission is paused
+
+
+@dataclass(frozen=True, slots=True)
+class ActorStats:
+    key: str
+    kind: ActorKind
+    mailbox_depth: int
+    mailbox_capacity: int
+    processed: int
+    errors: int
+    overloaded: int
+    rebuilds: int
+    latency_p50_ms: float
+    latency_p99_ms: float
+    latency_max_ms: float
+    state: Mapping[str, Scalar] = field(default_factory=dict)  # the state's summary
+
+
+@dataclass(frozen=True, slots=True)
+class ActorDetail:
+    """One actor's stats and its whole state, as the admin API shows it (one of the parts,
+    by the actor's kind)."""
+
+    stats: ActorStats
+    seats: SeatMapView | None = None
+    balances: tuple[tuple[str, int], ...] | None = None
+    payments: tuple[PaymentView, ...] | None = None
+    settings: RoomSettings | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class JournalStats:
+    healthy: bool
+    last_error: str | None
+    commits: int
+    events: int
+    snapshots: int
+    failures: int
+
+
+@dataclass(frozen=True, slots=True)
+class Totals:
+    """Figures over every actor: the queue, the seats and the money."""
+
+    waiting: int
+    active: int
+    admitted: int
+    completed: int
+    expired: int
+    seats: int
+    available: int
+    held: int
+    checkout: int
+    sold: int
+    charged: int
+    debited: int
+    balances: int  # the sum of every balance: charged - debited
+    payments_completed: int
+    payments_failed: int
+    payments_started: int
+    revenue: int
+
+
+__all__ = [
+    "ActorDetail",
+    "ActorKind",
+    "ActorStats",
+    "DateView",
+    "HoldOutcome",
+    "JournalStats",
+    "Origin",
+    "PaymentResult",
+    "PaymentStatus",
+    "PaymentView",
+    "QueuePosition",
+    "Reservation",
+    "RoomSettings",
+    "Scalar",
+    "SeatMapView",
+    "SeatStatus",
+    "SeatView",
+    "TokenStatus",
+    "TokenView",
+    "Totals",
+]
