@@ -30,17 +30,16 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 import anyio
-import anyio.lowlevel
 from anyio.abc import TaskStatus
 
-from engine.clock import Clock, TimerHandle
+from engine.clock import Clock
 from engine.commands import Command
 from engine.errors import ActorUnavailable, EngineError, HandlerCrashed, Overloaded
 from engine.events import Event
 from engine.journal import ActorHistory, CommitTicket, Journal, JournalRecord, Snapshot
+from engine.loop import EventLoop, TimerHandle, Wakeup, running
 from engine.snapshots import SnapshotRefused
 from engine.views import ActorKind, ActorStats, Origin, Scalar
-from engine.wakeup import Wakeup, wakeup_factory
 
 log = logging.getLogger(__name__)
 
@@ -211,7 +210,9 @@ class Actor(ABC, Generic[S]):
         self._armed: float | None = None
         self._timer: TimerHandle | None = None
         self._expire_queued = False
-        self._running = False
+        # The event loop `run` serves on (None when not running), looked up once: on the hot
+        # path its checkpoint costs a bare pass through the loop, anyio's a backend lookup too.
+        self._loop: EventLoop | None = None
         self._processed = 0
         self._errors = 0
         self._overloaded = 0
@@ -251,12 +252,13 @@ class Actor(ABC, Generic[S]):
         if self._poisoned or not self.journal.healthy:
             raise ActorUnavailable(self._unavailable_reason())
         pending: _Pending[R] = _Pending(self._mailbox.new_event)
-        if self._plain and self._mailbox.parked():
+        loop = self._loop
+        if self._plain and loop is not None and self._mailbox.parked():
             self._turn_now(command, pending)
             if pending.ticket is not None and pending.ticket.done:
                 # Answered and durable at once (a refusal, an in-memory journal): still a
                 # checkpoint, or a caller asking in a loop would never let the loop run.
-                await anyio.lowlevel.checkpoint()
+                await loop.checkpoint()
                 return pending.outcome()
         else:
             self._post(command, pending)
@@ -313,26 +315,26 @@ class Actor(ABC, Generic[S]):
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Serve commands until the mailbox is closed and drained."""
-        self._mailbox.new_event = wakeup_factory()
-        self._running = True
+        loop = self._loop = running()
+        self._mailbox.new_event = loop.new_wakeup
         try:
             self._arm(self.state.next_deadline())
             task_status.started()
             while True:
                 try:
-                    command, pending = await self._next_command()
+                    command, pending = await self._next_command(loop)
                 except anyio.EndOfStream:
                     break
                 if self._poisoned:
                     await self._rebuild()
                 await self._turn(command, pending)
         finally:
-            self._running = False
+            self._loop = None
             self._mailbox.close()
             self._disarm()
             self._stopped.set()
 
-    async def _next_command(self) -> tuple[Any, _Pending[Any] | None]:
+    async def _next_command(self, loop: EventLoop) -> tuple[Any, _Pending[Any] | None]:
         """The next command: straight from the mailbox while a burst lasts (no trip through
         the event loop per turn), then through a checkpoint so other tasks get their turn."""
         items = self._mailbox.items
@@ -340,7 +342,7 @@ class Actor(ABC, Generic[S]):
             if self._burst < BURST:
                 self._burst += 1
                 return items.popleft()
-            await anyio.lowlevel.checkpoint()
+            await loop.checkpoint()
         self._burst = 0
         return await self._mailbox.get()
 
@@ -514,7 +516,7 @@ class Actor(ABC, Generic[S]):
         self.version += 1
         self._since_snapshot = len(history.records) if history is not None else 0
         self._last_ticket = CommitTicket.committed()
-        if self._running:  # a rebuild mid-run: the deadlines may have moved either way
+        if self._loop is not None:  # a rebuild mid-run: the deadlines may have moved either way
             self._disarm()
             self._arm(self.state.next_deadline())
 
@@ -560,7 +562,7 @@ class Actor(ABC, Generic[S]):
         delay = 0.05
         failures = 0
         while True:
-            if self._running and not self.journal.healthy:
+            if self._loop is not None and not self.journal.healthy:
                 # Wait for the journal's own probe to find the database again, rather than
                 # have every poisoned actor try it (and wait on the connection pool) at once.
                 await anyio.sleep(JOURNAL_RETRY / 5)
@@ -569,7 +571,7 @@ class Actor(ABC, Generic[S]):
                 histories = await self.journal.load([self.key], snapshots=snapshots)
                 return histories.get(self.key)
             except Exception as error:
-                if not self._running:
+                if self._loop is None:
                     raise
                 failures += 1
                 if failures == 1:

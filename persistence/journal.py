@@ -31,7 +31,6 @@ another group.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
 import time
@@ -48,6 +47,7 @@ from sqlalchemy import Engine
 
 from engine.errors import JournalFailed
 from engine.journal import ActorHistory, CommitTicket, FailureListener, JournalRecord, Snapshot
+from engine.loop import Handoff, running
 from engine.views import JournalStats
 from persistence.history import load_histories
 from persistence.lease import Fenced, Lease
@@ -125,7 +125,7 @@ class SqlJournal:
         self.last_error: str | None = None
         # The event loop's side.
         self._listeners: list[FailureListener] = []
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._handoff: Handoff | None = None  # runs a callback on the loop, from the thread
         self._stopped = anyio.Event()
 
     # -- the port (event loop) ---------------------------------------------------------------
@@ -189,7 +189,7 @@ class SqlJournal:
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Own the writer thread: commit queued groups until `close` is called and the queue
         is drained. Cancelled, it fails whatever was not committed and waits for the thread."""
-        self._loop = asyncio.get_running_loop()
+        self._handoff = running().handoff()
         thread = threading.Thread(target=self._thread_main, name="journal-writer", daemon=True)
         thread.start()
         task_status.started()
@@ -352,10 +352,10 @@ class SqlJournal:
 
     def _post(self, callback: Callable[..., None], *args: Any) -> None:
         """Run `callback` on the event loop (in the order posted)."""
-        assert self._loop is not None
+        assert self._handoff is not None
         try:
-            self._loop.call_soon_threadsafe(callback, *args)
-        except RuntimeError:  # the loop is closed: nobody is left to tell
+            self._handoff(callback, *args)
+        except RuntimeError:  # the loop is gone: nobody is left to tell
             log.warning("journal writer: the event loop is gone")
 
     # -- back on the event loop --------------------------------------------------------------

@@ -9,7 +9,7 @@ import anyio
 import pytest
 
 from engine.actors.wallet import WalletActor
-from engine.clock import ManualClock, settle
+from engine.clock import ManualClock
 from engine.commands import Charge
 from engine.config import EngineConfig
 from engine.errors import JournalFailed
@@ -18,6 +18,7 @@ from engine.snapshots import SnapshotRefused
 from engine.system import EngineSystem
 from tests.commands import charge, hold, pay
 from tests.engine.conftest import CONCERT, DATE, admitted, catalog
+from tests.support import settle
 
 pytestmark = pytest.mark.anyio
 
