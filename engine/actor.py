@@ -542,6 +542,19 @@ class Actor(ABC, Generic[S]):
             log.error("%s; replaying every event of %s from seq 0 instead", refused, self.key)
             self.restore(await self._load_history(snapshots=False))
 
+    def follow(self, actor_seq: int, event: Event) -> bool:
+        """Apply a committed event of this actor's to a copy that runs no turns (a replica:
+        the cluster's gateways keep one of every actor for their read views). Returns False
+        when it is not the next one: events were missed, and the history must be reloaded."""
+        if actor_seq <= self.seq:
+            return True  # seen already
+        if actor_seq != self.seq + 1:
+            return False
+        self.state.apply(event)
+        self.seq = actor_seq
+        self.version += 1
+        return True
+
     def poison(self) -> None:
         """A commit of ours failed: rebuild from the journal before the next turn."""
         self._poisoned = True

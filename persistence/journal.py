@@ -125,6 +125,7 @@ class SqlJournal:
         self.last_error: str | None = None
         # The event loop's side.
         self._listeners: list[FailureListener] = []
+        self._committed: list[Callable[[list[EncodedRow]], None]] = []
         self._handoff: Handoff | None = None  # runs a callback on the loop, from the thread
         self._stopped = anyio.Event()
 
@@ -173,6 +174,12 @@ class SqlJournal:
 
     def on_failure(self, listener: FailureListener) -> None:
         self._listeners.append(listener)
+
+    def on_committed(self, listener: Callable[[list[EncodedRow]], None]) -> None:
+        """Call `listener(rows)` on the event loop after each group commit, with the group's
+        journal rows (actor key, actor seq, kind, JSON payload) in commit order: what a
+        cluster's shard publishes to the gateways."""
+        self._committed.append(listener)
 
     def reopen(self, actor_key: str) -> None:
         with self._lock:
@@ -366,6 +373,13 @@ class SqlJournal:
             if isinstance(entry, _Append):
                 self.stats.latencies.append(done - entry.queued_at)
                 entry.ticket.resolve()
+        if self._committed:
+            rows = [row for entry in batch if isinstance(entry, _Append) for row in entry.rows]
+            for listener in self._committed:
+                try:
+                    listener(rows)
+                except Exception:
+                    log.exception("journal commit listener failed")
 
     def _fail(self, failed: list[_Append], failure: JournalFailed, fresh: set[str]) -> None:
         for entry in failed:
