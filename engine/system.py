@@ -48,6 +48,7 @@ from engine.views import (
     ActorDetail,
     ActorKind,
     ActorStats,
+    ClusterView,
     DateView,
     JournalStats,
     Origin,
@@ -140,12 +141,16 @@ class EngineSystem:
         """`command` for an actor of another shard."""
         if self._peers is None:
             raise ActorUnavailable(f"no shard of this process takes {type(command).__name__}")
-        return await self._peers.ask(self.placement.shard_of(self._key_of(command)), command)
+        return await self._peers.ask(self.placement.shard_of(self.key_of(command)), command)
 
-    def _key_of(self, command: Command[Any]) -> str:
+    def key_of(self, command: Command[Any]) -> str:
+        """The key of the actor that takes `command` (wherever it runs); `Refused` NOT_FOUND
+        for a date command naming no date on sale."""
         if isinstance(command, DateCommand):
             where = command.where()
-            assert where is not None  # `_date_for` refused a command that names no date
+            if where is None or where not in self._catalog_dates:
+                self._date_for(command)  # raises the command's NOT_FOUND
+            assert where is not None
             return date_key(*where)
         if isinstance(command, WalletCommand):
             return wallet_key(self._wallet_shard(command.user_id))
@@ -223,6 +228,12 @@ class EngineSystem:
                 await actor.recover(histories.get(actor.key))
                 await self._task_group.start(actor.run)
         return self._concerts[concert.concert_id]
+
+    def register_concert(self, concert: ConcertInfo) -> None:
+        """Know of a concert already durable in the catalog (put on sale elsewhere: another
+        process of a cluster did), building this shard's actors of its dates; they are not
+        started (a running engine adds concerts with `add_concert`)."""
+        self._add_concert(concert)
 
     def _add_concert(self, concert: ConcertInfo) -> list[ConcertDateActor]:
         self._concerts[concert.concert_id] = concert
@@ -343,6 +354,9 @@ class EngineSystem:
             revenue=revenue,
             **seats,
         )
+
+    async def cluster(self) -> ClusterView | None:
+        return None  # one process: no cluster
 
     # -- the actors themselves (in this process: for tests, benchmarks and tools) ---------------
 
