@@ -30,7 +30,7 @@ from cluster.replica import HEADS_EVERY, Replica
 from engine.actor import EventListener
 from engine.catalog import ConcertDateInfo, ConcertInfo
 from engine.commands import Command
-from engine.errors import VALIDATION_ERROR, Refused
+from engine.errors import VALIDATION_ERROR, ActorUnavailable, Refused
 from engine.placement import Placement
 from engine.views import (
     ActorDetail,
@@ -86,7 +86,12 @@ class ClusterEngine:
 
     async def ask(self, command: Command[R]) -> R:
         shard = self.placement.shard_of(self.system.key_of(command))
-        return await self.clients[shard].ask(command)
+        answer = await self.clients[shard].ask(command)
+        if isinstance(answer, TokenView):
+            # A buyer uses a new token at once: this gateway's replica knows it before the
+            # answer leaves (the other gateways within milliseconds, see `token`).
+            await self.replica.until_token(answer.seq)
+        return answer
 
     async def add_concert(self, concert: ConcertInfo) -> ConcertInfo:
         known = {(d.concert_id, d.date): d for c in self.system.concerts() for d in c.dates}
@@ -176,7 +181,11 @@ class ClusterEngine:
         return self.system.now()
 
     def token(self, token: str) -> TokenView | None:
-        return self.system.token(token)
+        view = self.system.token(token)
+        if view is None and self.system.room.state.issued_later(token):
+            # Genuine, issued by the room a moment ago, not yet heard of here: retry shortly.
+            raise ActorUnavailable("this token was issued a moment ago; retry shortly")
+        return view
 
     def position(self, seq: int) -> QueuePosition | None:
         return self.system.position(seq)

@@ -16,7 +16,9 @@ two checks running is reloaded from the journal. So a view is at most about twic
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -36,6 +38,7 @@ from persistence.rows import EncodedRow, decode_event
 log = logging.getLogger(__name__)
 
 HEADS_EVERY = 5.0  # seconds between two comparisons with the hosts' latest sequence numbers
+TOKEN_WAIT = 2.0  # seconds a join's answer waits at most for the copy to know its token
 
 
 class ReadOnlyJournal:
@@ -97,6 +100,14 @@ class Replica:
         self.system.register_concert(concert)
         self._actors = {a.key: a for a in self.system.all_actors()}
         return sorted(set(self._actors) - before)
+
+    async def until_token(self, seq: int, timeout: float = TOKEN_WAIT) -> None:
+        """Return once the copy of the room knows the token `seq` (or after `timeout`)."""
+        room = self.system.room.state
+        deadline = time.monotonic() + timeout
+        while seq not in room.user_of and time.monotonic() < deadline:
+            await asyncio.sleep(0.002)
+            room = self.system.room.state  # a reload replaces it
 
     def seqs(self) -> dict[str, int]:
         return {key: actor.seq for key, actor in self._actors.items()}

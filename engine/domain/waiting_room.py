@@ -188,6 +188,15 @@ class WaitingRoom:
             return None
         return seq if hmac.compare_digest(genuine, token) else None
 
+    def issued_later(self, token: str) -> bool:
+        """Whether `token` is genuine but newer than anything this state has applied: a copy
+        of the room (a cluster's gateway) that has not yet heard of its issue."""
+        head, dot, _ = token.partition(".")
+        if not dot or not token.isascii() or not head.isdigit() or len(head) > 18:
+            return False
+        seq = int(head)
+        return seq >= self.next_seq and hmac.compare_digest(self.token_for(seq), token)
+
     def lookup(self, token: str, now: float) -> TokenView | None:
         """The view of a genuine token; None for anything forged or malformed."""
         seq = self.seq_for(token)
