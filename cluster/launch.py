@@ -81,6 +81,7 @@ def start_hosts(settings: Settings, cluster: ClusterSettings) -> list[Any]:
             max_restarts=-1,  # Ray starts a host that dies again, and it recovers
             max_task_retries=0,  # a call it did not answer is the caller's to retry
             max_concurrency=1000,
+            scheduling_strategy="SPREAD",  # over the cluster's nodes: a node's loss is one shard's
         ).remote(
             shard,
             cluster.shards,
