@@ -1,7 +1,7 @@
-"""Calls to the shard hosts, batched: one Ray call carries every command queued for a shard.
+"""Calls to the shard hosts, batched: one call carries every command queued for a shard.
 
-A Ray call costs far more than a hold (a millisecond of latency, and CPU in three processes),
-so a gateway (or a host reaching another shard) does not make one per command: commands for a
+A call costs more than a hold (a round trip, and CPU on both sides: cluster/channel.py), so a
+gateway (or a host reaching another shard) does not make one per command: commands for a
 shard queue while a call to it is in flight and leave together in the next one, as group
 commit does for the journal. Under load a batch holds as many commands as arrived during one
 round trip; alone, a command leaves at once.
@@ -18,6 +18,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any, TypeVar, cast
 
+from cluster.channel import Channel, Endpoint
 from cluster.wire import Answer, Failure, unwrap
 from engine.commands import Command
 
@@ -30,11 +31,13 @@ IN_FLIGHT = 2  # calls to one shard at once: the next batch forms while one is o
 
 
 class ShardClient:
-    """The way to one shard host (a Ray actor handle with `ask_many` and `release_holds`)."""
+    """The way to one shard host (a Ray actor handle of cluster/host.py's `ShardHost`):
+    commands on its channel, batched."""
 
     def __init__(self, shard: int, handle: Any) -> None:
         self.shard = shard
         self.handle = handle
+        self.channel = Channel(shard, self._endpoint)
         self._queue: list[tuple[Command[Any], asyncio.Future[Answer]]] = []
         self._in_flight = 0
         self.calls = 0
@@ -61,10 +64,14 @@ class ShardClient:
         finally:
             self._in_flight -= 1
 
+    async def _endpoint(self) -> Endpoint:
+        endpoint: Endpoint = await self.handle.endpoint.remote()
+        return endpoint
+
     async def _call(self, commands: Sequence[Command[Any]]) -> list[Answer]:
         try:
-            answers: list[Answer] = await self.handle.ask_many.remote(list(commands))
-        except Exception as error:  # the host died, restarts, or the call could not be made
+            answers = await self.channel.call(commands)
+        except Exception as error:  # the host died, restarts, is frozen, or cannot be reached
             log.warning("shard %d unreachable: %s", self.shard, error)
             failure = Failure(
                 "ActorUnavailable", "UNAVAILABLE", f"shard {self.shard} is not reachable; retry"

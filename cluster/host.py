@@ -2,10 +2,11 @@
 
 The host opens the shared journal on PostgreSQL under its shard's lease (taking it over: the
 epoch fences whoever had it, persistence/lease.py), recovers its actors (snapshots, then
-events) and only then serves. Commands arrive in batches (`ask_many`, cluster/client.py) and
+events) and only then serves. Commands arrive in batches (cluster/client.py) and
 each is run by the engine exactly as in one process; the answers go back once durable. Each
 group commit's rows are published on the bus for the gateways. Commands for another shard's
-actors (a checkout's steps on a date elsewhere) go to that shard's host.
+actors (a checkout's steps on a date elsewhere) go to that shard's host. Commands arrive on
+the host's command channel (cluster/channel.py), found through `endpoint()`.
 
 Ray restarts a host that dies (the launcher creates it with unlimited restarts); the new
 instance recovers before it answers. A host whose lease was taken over (a paused process
@@ -25,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cluster.bus import Publisher, channels
+from cluster.channel import ChannelServer, Endpoint, new_secret
 from cluster.client import RayPeers, ShardClient
 from cluster.wire import Answer, failure_of
 from engine.commands import Command
@@ -36,6 +38,14 @@ from persistence import open_store
 from persistence.lease import shard_lease
 
 log = logging.getLogger(__name__)
+
+
+def node_address() -> str:
+    """The address other nodes reach this one at (Ray's own idea of it)."""
+    import ray.util
+
+    address: Any = ray.util.get_node_ip_address  # untyped in Ray
+    return str(address())
 
 
 def host_name(shard: int) -> str:
@@ -92,6 +102,7 @@ class ShardHost:
         self._task: asyncio.Task[None] | None = None
         self._info: HostInfo | None = None
         self._publisher: Publisher | None = None
+        self._endpoint: Endpoint | None = None
 
     # -- life --------------------------------------------------------------------------------
 
@@ -137,6 +148,14 @@ class ShardHost:
                 async with system.running():
                     lease = store.journal.lease
                     self._system = system
+                    channel = ChannelServer(new_secret(), self.ask_many)
+                    address = node_address()
+                    self._endpoint = Endpoint(
+                        address,
+                        await channel.start(address),
+                        channel.secret,
+                        lease.epoch if lease is not None else 0,
+                    )
                     self._info = HostInfo(
                         shard=self.shard,
                         node=os.uname().nodename,
@@ -155,6 +174,7 @@ class ShardHost:
                     try:
                         await self._stop.wait()
                     finally:
+                        await channel.close()
                         publishing.cancel()
                         with contextlib.suppress(asyncio.CancelledError):
                             await publishing
@@ -177,6 +197,12 @@ class ShardHost:
         return clients
 
     # -- the engine's commands ------------------------------------------------------------------
+
+    async def endpoint(self) -> Endpoint:
+        """Where this host takes commands (cluster/channel.py), once it has recovered."""
+        await self.start()
+        assert self._endpoint is not None
+        return self._endpoint
 
     async def ask_many(self, commands: list[Command[Any]]) -> list[Answer]:
         """Run every command (concurrently, each on its actor); their answers, in order."""

@@ -6,10 +6,12 @@ get it back while the loop is busy. So a group goes in with as few calls as poss
 DB-API connection the writer keeps for itself (no SQLAlchemy transaction per group):
 
 - SQLite: one `INSERT ... SELECT FROM json_each(?)` of the whole group in autocommit mode, so
-  parsing, inserting and the durable commit are one statement: one trip without the GIL;
-- PostgreSQL: `COPY ... FROM STDIN`, then commit.
-
-A group with snapshots is one explicit transaction (records first, then the snapshots).
+  parsing, inserting and the durable commit are one statement: one trip without the GIL; a
+  group with snapshots is one explicit transaction (records first, then the snapshots);
+- PostgreSQL: one statement in autocommit mode for the whole group, its lease check (`FOR
+  SHARE`), its records (`json_array_elements` of the group) and its snapshots: one round trip
+  to the server, where a transaction of lease check, `COPY` and `COMMIT` took five, each a
+  wait for the server's process to be scheduled on a busy machine.
 """
 
 from __future__ import annotations
@@ -54,7 +56,35 @@ _SQLITE_INSERT_FENCED = (
     " SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, ? FROM json_each(?)"
     " WHERE EXISTS (SELECT 1 FROM shard_lease WHERE name = ? AND epoch = ?) ORDER BY key"
 )
-_POSTGRES_COPY = f"COPY journal_event ({_COLUMNS}) FROM STDIN"
+# One statement, so one transaction in autocommit mode. The data-modifying CTEs run whether
+# or not the final SELECT reads them; `WITH ORDINALITY ... ORDER BY` keeps the global seq in
+# append order; `FOR SHARE` makes a new owner's epoch bump wait for this commit (after it the
+# fence finds no row and nothing is written).
+_POSTGRES_EVENTS = (
+    f"INSERT INTO journal_event ({_COLUMNS})"
+    " SELECT e.value ->> 0, (e.value ->> 1)::bigint, e.value ->> 2, e.value ->> 3, %s"
+    " FROM json_array_elements(%s::json) WITH ORDINALITY AS e(value, n){where} ORDER BY e.n"
+)
+_POSTGRES_SNAPSHOTS = (
+    "INSERT INTO snapshot (actor_key, actor_seq, state, recorded_at)"
+    " SELECT s.value ->> 0, (s.value ->> 1)::bigint, s.value ->> 2, %s"
+    " FROM json_array_elements(%s::json) AS s(value){where}"
+    " ON CONFLICT (actor_key) DO UPDATE SET actor_seq = excluded.actor_seq,"
+    " state = excluded.state, recorded_at = excluded.recorded_at"
+)
+_POSTGRES_WRITE = (
+    f"WITH events AS ({_POSTGRES_EVENTS.format(where='')} RETURNING 1)"
+    f" {_POSTGRES_SNAPSHOTS.format(where='')}"
+)
+_POSTGRES_WRITE_FENCED = (
+    "WITH fence AS (SELECT epoch FROM shard_lease WHERE name = %s AND epoch = %s FOR SHARE),"
+    f" events AS ({_POSTGRES_EVENTS.format(where=' WHERE EXISTS (SELECT FROM fence)')}"
+    " RETURNING 1),"
+    f" snapshots AS ({_POSTGRES_SNAPSHOTS.format(where=' WHERE EXISTS (SELECT FROM fence)')}"
+    " RETURNING 1)"
+    " SELECT (SELECT count(*) FROM fence), (SELECT count(*) FROM events),"
+    " (SELECT count(*) FROM snapshots)"
+)
 _LEASE = "SELECT epoch FROM shard_lease WHERE name = {p}"
 _UPSERT_SNAPSHOT = (
     "INSERT INTO snapshot (actor_key, actor_seq, state, recorded_at) VALUES ({p}, {p}, {p}, {p})"
@@ -147,8 +177,6 @@ class GroupWriter:
                     dbapi.execute("SELECT 1").fetchall()
                 else:
                     _check_lease(dbapi.execute(_LEASE.format(p=p), (self.lease.name,)), self.lease)
-                if self.dialect == "postgresql":
-                    dbapi.rollback()  # leave no transaction open on the writer's connection
         except BaseException:
             self.close()
             raise
@@ -169,6 +197,8 @@ class GroupWriter:
             dbapi: Any = fairy.dbapi_connection
             if self.dialect == "sqlite":
                 dbapi.isolation_level = None  # autocommit: transactions only where we say
+            else:
+                dbapi.autocommit = True  # each group is one statement
             self._abort = abort_for(dbapi)
             self._dbapi = dbapi
         return self._dbapi
@@ -217,8 +247,8 @@ def _check_lease(cursor: Any, lease: Lease) -> None:
         raise Fenced(f"the lease {lease.name} was taken over: nothing was committed")
 
 
-def _group(rows: list[EncodedRow]) -> str:
-    """The group as one JSON array of rows, for `json_each`."""
+def _group(rows: Sequence[EncodedRow | SnapshotRow]) -> str:
+    """The group as one JSON array of rows, for `json_each` or `json_array_elements`."""
     return orjson.dumps(rows).decode()
 
 
@@ -229,18 +259,16 @@ def _write_postgres(
     at: datetime,
     lease: Lease | None,
 ) -> None:
-    with dbapi.cursor() as cursor:
-        if lease is not None:
-            # FOR SHARE: a new owner's epoch bump waits for this commit, and after it this
-            # check fails, so no group of a fenced owner commits.
-            _check_lease(cursor.execute(_LEASE.format(p="%s") + " FOR SHARE", (lease.name,)), lease)
-        if rows:
-            with cursor.copy(_POSTGRES_COPY) as copy:
-                for key, seq, kind, payload in rows:
-                    copy.write_row((key, seq, kind, payload, at))
-        if snapshots:
-            cursor.executemany(
-                _UPSERT_SNAPSHOT.format(p="%s"),
-                [(key, seq, state, at) for key, seq, state in snapshots],
-            )
-    dbapi.commit()
+    if not rows and not snapshots:
+        return
+    if lease is None:
+        dbapi.execute(_POSTGRES_WRITE, (at, _group(rows), at, _group(snapshots)))
+        return
+    fence, inserted, saved = dbapi.execute(
+        _POSTGRES_WRITE_FENCED,
+        (lease.name, lease.epoch, at, _group(rows), at, _group(snapshots)),
+    ).fetchone()
+    if not fence:
+        raise Fenced(f"the lease {lease.name} was taken over: nothing was committed")
+    if inserted != len(rows) or saved != len(snapshots):  # cannot happen: all or nothing
+        raise RuntimeError(f"wrote {inserted} of {len(rows)} events, {saved} snapshots")
