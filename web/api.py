@@ -50,14 +50,15 @@ from web.schemas import (
     instant,
 )
 
-IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]{1,255}$"  # 1 to 255 visible ASCII characters
+IDEMPOTENCY_KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
 _DATE = re.compile(DATE_PATTERN)
 
 IDEMPOTENCY_PARAM = Param(
     "Idempotency-Key",
     "header",
-    "optional; a retry with the same key (1-255 visible ASCII characters) has the same effect "
-    "and answer as the first request",
+    "optional; a retry with the same key has the same effect and answer as the first request",
+    {"type": "string", "pattern": IDEMPOTENCY_KEY_PATTERN, "minLength": 1, "maxLength": 255},
     required=False,
 )
 CONCERT_PARAM = Param(

@@ -65,13 +65,13 @@ Handler = Callable[[Call], Awaitable[Response]]
 
 @dataclass(frozen=True, slots=True)
 class Out:
-    """A documented response: a model (or a list of it), or a non-JSON media type."""
+    """A documented response: a model (or a list of it), or another body and its schema."""
 
     model: type[BaseModel] | None = None
     many: bool = False
     description: str = "OK"
     media_type: str = JSON
-    headers: tuple[str, ...] = ()
+    schema: dict[str, object] = field(default_factory=lambda: {"type": "string"})
 
 
 @dataclass(frozen=True, slots=True)

@@ -142,7 +142,7 @@ def _operation(endpoint: Endpoint, ref: Any) -> dict[str, Any]:
                 schema = {"type": "array", "items": schema}
             response["content"] = {out.media_type: {"schema": schema}}
         else:
-            response["content"] = {out.media_type: {"schema": {"type": "string"}}}
+            response["content"] = {out.media_type: {"schema": out.schema}}
         responses[str(status)] = response
     codes = [*AUTH_ERRORS[endpoint.auth], *endpoint.errors]
     if endpoint.body is not None or endpoint.params:

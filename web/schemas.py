@@ -29,7 +29,6 @@ from pydantic import (
     field_validator,
 )
 from pydantic.alias_generators import to_camel
-from pydantic.json_schema import SkipJsonSchema
 
 from engine.face import (
     CONCERT_ID,
@@ -81,6 +80,24 @@ def _integral(value: object) -> object:
 
 
 JsonInt = Annotated[int, BeforeValidator(_integral)]
+
+
+def _absent_keeps(schema: dict[str, Any]) -> None:
+    # An absent field keeps a setting (or takes the configured one): it has no default value.
+    schema.pop("default", None)
+
+
+def _absent_keeps_never_null(schema: dict[str, Any]) -> None:
+    # ... and null is refused: the field's schema is its number's alone.
+    _absent_keeps(schema)
+    (number,) = [branch for branch in schema.pop("anyOf") if branch.get("type") != "null"]
+    schema.update(number)
+
+
+# The default of a request field whose absence means "keep what is there" and that is never
+# null (`_not_null` refuses it): None in Python, neither null nor a default in the schema.
+KEEP: Any = Field(default=None, json_schema_extra=_absent_keeps_never_null)
+
 UserId = Annotated[str, StringConstraints(pattern=USER_ID_PATTERN, min_length=1, max_length=64)]
 ConcertId = Annotated[str, StringConstraints(pattern=CONCERT_ID.pattern, max_length=64)]
 IsoDate = Annotated[
@@ -251,11 +268,14 @@ class HealthOut(ResponseModel):
 
 
 class QueuePatch(RequestModel):
-    # `SkipJsonSchema[None]`: absent means "keep"; only maxActive may be null ("no cap").
-    batch_size: JsonInt | SkipJsonSchema[None] = Field(default=None, ge=1, le=1_000_000)
-    interval_seconds: float | SkipJsonSchema[None] = Field(default=None, gt=0, le=86_400)
-    max_active: JsonInt | None = Field(default=None, ge=1, description="null removes the cap")
-    active_ttl_seconds: float | SkipJsonSchema[None] = Field(default=None, gt=0, le=7 * 86_400)
+    # Absent fields are kept; only maxActive may be null ("no cap"). Each bound sits before
+    # `_integral` and inside the union, where pydantic writes it as JSON Schema's keyword.
+    batch_size: Annotated[int, Field(ge=1, le=1_000_000), BeforeValidator(_integral)] | None = KEEP
+    interval_seconds: Annotated[float, Field(gt=0, le=86_400)] | None = KEEP
+    max_active: Annotated[int, Field(ge=1), BeforeValidator(_integral)] | None = Field(
+        default=None, description="null removes the cap", json_schema_extra=_absent_keeps
+    )
+    active_ttl_seconds: Annotated[float, Field(gt=0, le=7 * 86_400)] | None = KEEP
 
     @field_validator("batch_size", "interval_seconds", "active_ttl_seconds", mode="before")
     @classmethod
@@ -275,8 +295,10 @@ class QueueSettingsOut(ResponseModel):
 
 class ConcertDateIn(RequestModel):
     date: IsoDate
-    seats: JsonInt | SkipJsonSchema[None] = Field(
-        default=None, ge=1, le=MAX_SEATS, description="SEATS_PER_DATE when absent"
+    seats: Annotated[int, Field(ge=1, le=MAX_SEATS), BeforeValidator(_integral)] | None = Field(
+        default=None,
+        description="SEATS_PER_DATE when absent",
+        json_schema_extra=_absent_keeps_never_null,
     )
     price: JsonInt = Field(ge=0, le=MAX_CHARGE)
 
