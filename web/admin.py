@@ -189,7 +189,12 @@ def endpoints() -> list[Endpoint]:
             "GET", "/admin/actors/{key}", actor,
             "One actor: stats and its full state (seat map, balances, payments, settings)",
             auth="admin", responses={200: Out(ActorDetailOut)}, errors=(NOT_FOUND,),
-            params=(Param("key", "path", "actor key, e.g. date:aurora-2027:2027-01-15"),),
+            params=(
+                Param(
+                    "key", "path", "waiting-room, date:<concert>:<date>, wallet:<n>, checkout:<n>",
+                    example=lambda sample: sample.actor_key,
+                ),
+            ),
             tag="admin",
         ),
         Endpoint(

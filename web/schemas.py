@@ -104,7 +104,8 @@ IsoDate = Annotated[
     str,
     StringConstraints(pattern=DATE_PATTERN, min_length=10, max_length=10),
     AfterValidator(_real_date),
-    WithJsonSchema({"type": "string", "format": "date", "examples": ["2027-01-15"]}),
+    # No example here: one that names a real date is given per route (web/examples.py).
+    WithJsonSchema({"type": "string", "format": "date"}),
 ]
 ReservationId = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 Instant = Annotated[

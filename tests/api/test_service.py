@@ -150,6 +150,33 @@ async def test_only_a_get_of_the_websocket_path_asks_for_an_upgrade(api: Api) ->
     assert posted.headers["Allow"] == "GET, HEAD"
 
 
+async def test_openapi_examples_name_the_live_catalog(api: Api) -> None:
+    document = await openapi(api)
+    hold = document["paths"]["/api/reservations"]["post"]["requestBody"]["content"]
+    example = hold["application/json"]["example"]
+    seats = document["paths"]["/api/concerts/{concertId}/dates/{date}/seats"]["get"]
+    named = {p["name"]: p["example"] for p in seats["parameters"]}
+    assert named == {"concertId": example["concertId"], "date": example["date"]}
+    user = await api.admitted()
+    seat_map = await api.get(
+        f"/api/concerts/{named['concertId']}/dates/{named['date']}/seats", user
+    )
+    assert example["seat"] in seat_map.json()["available"]
+    held = await api.post("/api/reservations", example, user)
+    assert held.status_code == 201, held.text
+    following = (await openapi(api))["paths"]["/api/reservations"]["post"]["requestBody"]
+    assert following["content"]["application/json"]["example"] != example  # that seat is held
+    await api.delete(f"/api/reservations/{held.json()['reservationId']}", user)
+
+
+async def test_a_hold_links_to_paying_for_it_and_releasing_it(api: Api) -> None:
+    document = await openapi(api)
+    operations = {op["operationId"] for item in document["paths"].values() for op in item.values()}
+    links = document["paths"]["/api/reservations"]["post"]["responses"]["201"]["links"]
+    targets = {link["operationId"] for link in links.values()}
+    assert targets == {"pay", "release"} and targets <= operations
+
+
 async def test_openapi_request_schemas_are_strict(api: Api) -> None:
     schemas = (await openapi(api))["components"]["schemas"]
     hold = schemas["HoldRequest"]
