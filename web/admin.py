@@ -14,7 +14,7 @@ from typing import Any
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import Response
 
-from engine.errors import NOT_FOUND
+from engine.errors import DATE_ON_SALE, NOT_FOUND
 from engine.face import (
     ActorDetail,
     ActorStats,
@@ -214,7 +214,8 @@ def endpoints() -> list[Endpoint]:
         Endpoint(
             "POST", "/admin/concerts", add_concert,
             "Put a concert (or more dates of one) on sale",
-            auth="admin", body=ConcertIn, responses={201: Out(AdminConcertOut)}, tag="admin",
+            auth="admin", body=ConcertIn, responses={201: Out(AdminConcertOut)},
+            errors=(DATE_ON_SALE,), tag="admin",
         ),
         Endpoint(
             "GET", "/metrics", metrics, "Prometheus metrics",

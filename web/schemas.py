@@ -315,7 +315,11 @@ class ConcertIn(RequestModel):
     concert_id: ConcertId
     title: str = Field(min_length=1, max_length=200)
     venue: str = Field(default="", max_length=200)
-    dates: list[ConcertDateIn] = Field(min_length=1, max_length=300)  # fits in 16 KiB
+    # At most 300 fit in 16 KiB. "Each date once" is beyond JSON Schema (uniqueItems compares
+    # whole items), so it is said in words and checked by the handler.
+    dates: list[ConcertDateIn] = Field(
+        min_length=1, max_length=300, description="each date at most once"
+    )
 
 
 class ConcertDateDetail(ResponseModel):
