@@ -273,7 +273,9 @@ class QueuePatch(RequestModel):
     # `_integral` and inside the union, where pydantic writes it as JSON Schema's keyword.
     batch_size: Annotated[int, Field(ge=1, le=1_000_000), BeforeValidator(_integral)] | None = KEEP
     interval_seconds: Annotated[float, Field(gt=0, le=86_400)] | None = KEEP
-    max_active: Annotated[int, Field(ge=1), BeforeValidator(_integral)] | None = Field(
+    # Bounded like every number the journal keeps (it stores 64-bit integers); a billion
+    # buyers active at once is past any on-sale.
+    max_active: Annotated[int, Field(ge=1, le=10**9), BeforeValidator(_integral)] | None = Field(
         default=None, description="null removes the cap", json_schema_extra=_absent_keeps
     )
     active_ttl_seconds: Annotated[float, Field(gt=0, le=7 * 86_400)] | None = KEEP

@@ -110,6 +110,7 @@ async def test_queue_can_be_paused_resumed_and_reconfigured_live(api: Api) -> No
         {"batchSize": None},
         {"intervalSeconds": 0},
         {"maxActive": 0},
+        {"maxActive": 2**64},  # past what the journal can keep
         {"paused": True},
     ],
 )

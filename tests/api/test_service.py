@@ -97,7 +97,10 @@ async def test_openapi_bounds_are_json_schema_keywords(api: Api) -> None:
         "type": "integer", "minimum": 1, "maximum": 1_000_000, "title": "Batchsize"
     }  # fmt: skip
     assert patch["intervalSeconds"]["exclusiveMinimum"] == 0
-    assert patch["maxActive"]["anyOf"] == [{"type": "integer", "minimum": 1}, {"type": "null"}]
+    assert patch["maxActive"]["anyOf"] == [
+        {"type": "integer", "minimum": 1, "maximum": 10**9},
+        {"type": "null"},
+    ]
 
 
 async def test_openapi_gives_no_default_to_fields_whose_absence_keeps_a_setting(api: Api) -> None:
