@@ -30,16 +30,16 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 import anyio
-import anyio.lowlevel
 from anyio.abc import TaskStatus
 
-from engine.clock import Clock, TimerHandle
+from engine.clock import Clock
 from engine.commands import Command
 from engine.errors import ActorUnavailable, EngineError, HandlerCrashed, Overloaded
 from engine.events import Event
 from engine.journal import ActorHistory, CommitTicket, Journal, JournalRecord, Snapshot
+from engine.loop import EventLoop, TimerHandle, Wakeup, running
+from engine.snapshots import SnapshotRefused
 from engine.views import ActorKind, ActorStats, Origin, Scalar
-from engine.wakeup import Wakeup, wakeup_factory
 
 log = logging.getLogger(__name__)
 
@@ -210,7 +210,9 @@ class Actor(ABC, Generic[S]):
         self._armed: float | None = None
         self._timer: TimerHandle | None = None
         self._expire_queued = False
-        self._running = False
+        # The event loop `run` serves on (None when not running), looked up once: on the hot
+        # path its checkpoint costs a bare pass through the loop, anyio's a backend lookup too.
+        self._loop: EventLoop | None = None
         self._processed = 0
         self._errors = 0
         self._overloaded = 0
@@ -250,12 +252,13 @@ class Actor(ABC, Generic[S]):
         if self._poisoned or not self.journal.healthy:
             raise ActorUnavailable(self._unavailable_reason())
         pending: _Pending[R] = _Pending(self._mailbox.new_event)
-        if self._plain and self._mailbox.parked():
+        loop = self._loop
+        if self._plain and loop is not None and self._mailbox.parked():
             self._turn_now(command, pending)
             if pending.ticket is not None and pending.ticket.done:
                 # Answered and durable at once (a refusal, an in-memory journal): still a
                 # checkpoint, or a caller asking in a loop would never let the loop run.
-                await anyio.lowlevel.checkpoint()
+                await loop.checkpoint()
                 return pending.outcome()
         else:
             self._post(command, pending)
@@ -312,26 +315,26 @@ class Actor(ABC, Generic[S]):
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Serve commands until the mailbox is closed and drained."""
-        self._mailbox.new_event = wakeup_factory()
-        self._running = True
+        loop = self._loop = running()
+        self._mailbox.new_event = loop.new_wakeup
         try:
             self._arm(self.state.next_deadline())
             task_status.started()
             while True:
                 try:
-                    command, pending = await self._next_command()
+                    command, pending = await self._next_command(loop)
                 except anyio.EndOfStream:
                     break
                 if self._poisoned:
                     await self._rebuild()
                 await self._turn(command, pending)
         finally:
-            self._running = False
+            self._loop = None
             self._mailbox.close()
             self._disarm()
             self._stopped.set()
 
-    async def _next_command(self) -> tuple[Any, _Pending[Any] | None]:
+    async def _next_command(self, loop: EventLoop) -> tuple[Any, _Pending[Any] | None]:
         """The next command: straight from the mailbox while a burst lasts (no trip through
         the event loop per turn), then through a checkpoint so other tasks get their turn."""
         items = self._mailbox.items
@@ -339,7 +342,7 @@ class Actor(ABC, Generic[S]):
             if self._burst < BURST:
                 self._burst += 1
                 return items.popleft()
-            await anyio.lowlevel.checkpoint()
+            await loop.checkpoint()
         self._burst = 0
         return await self._mailbox.get()
 
@@ -493,10 +496,16 @@ class Actor(ABC, Generic[S]):
     # -- recovery ------------------------------------------------------------------------------
 
     def restore(self, history: ActorHistory | None) -> None:
-        """Rebuild the state from a snapshot and the events after it (no journaling)."""
-        if history is not None and history.snapshot is not None:
-            self.state = self.state_from_snapshot(history.snapshot.state)
-            self.seq = history.snapshot.actor_seq
+        """Rebuild the state from a snapshot and the events after it (no journaling).
+
+        Raises:
+            SnapshotRefused: the snapshot cannot be read (a version this code does not know,
+                or malformed); nothing changed. `recover` then replays every event instead.
+        """
+        snapshot = history.snapshot if history is not None else None
+        if snapshot is not None:
+            self.state = self._state_from(snapshot)
+            self.seq = snapshot.actor_seq
         else:
             self.state = self.initial_state()
             self.seq = 0
@@ -507,9 +516,44 @@ class Actor(ABC, Generic[S]):
         self.version += 1
         self._since_snapshot = len(history.records) if history is not None else 0
         self._last_ticket = CommitTicket.committed()
-        if self._running:  # a rebuild mid-run: the deadlines may have moved either way
+        if self._loop is not None:  # a rebuild mid-run: the deadlines may have moved either way
             self._disarm()
             self._arm(self.state.next_deadline())
+
+    def _state_from(self, snapshot: Snapshot) -> S:
+        try:
+            return self.state_from_snapshot(snapshot.state)
+        except Exception as error:
+            # Whatever fails to read it, the events it covers are still in the journal.
+            state: Any = snapshot.state
+            version = state.get("version", 0) if isinstance(state, dict) else None
+            raise SnapshotRefused(
+                f"the snapshot of {self.key} at seq {snapshot.actor_seq} (version {version!r})"
+                f" cannot be read: {error}"
+            ) from error
+
+    async def recover(self, history: ActorHistory | None) -> None:
+        """`restore` from `history`; if its snapshot is refused, from every event of this actor,
+        loaded again without the snapshot (the journal keeps them all; a snapshot only shortens
+        recovery). A running actor retries a failed load; otherwise the error is raised."""
+        try:
+            self.restore(history)
+        except SnapshotRefused as refused:
+            log.error("%s; replaying every event of %s from seq 0 instead", refused, self.key)
+            self.restore(await self._load_history(snapshots=False))
+
+    def follow(self, actor_seq: int, event: Event) -> bool:
+        """Apply a committed event of this actor's to a copy that runs no turns (a replica:
+        the cluster's gateways keep one of every actor for their read views). Returns False
+        when it is not the next one: events were missed, and the history must be reloaded."""
+        if actor_seq <= self.seq:
+            return True  # seen already
+        if actor_seq != self.seq + 1:
+            return False
+        self.state.apply(event)
+        self.seq = actor_seq
+        self.version += 1
+        return True
 
     def poison(self) -> None:
         """A commit of ours failed: rebuild from the journal before the next turn."""
@@ -519,20 +563,36 @@ class Actor(ABC, Generic[S]):
             self._mailbox.put((_REBUILD, None))
 
     async def _rebuild(self) -> None:
-        delay = 0.05
-        while True:
-            try:
-                histories = await self.journal.load([self.key])
-                break
-            except Exception:
-                log.exception("reloading %s failed; retrying", self.key)
-                await anyio.sleep(delay)
-                delay = min(delay * 2, REBUILD_RETRY_MAX)
-        self.restore(histories.get(self.key))
+        await self.recover(await self._load_history(snapshots=True))
         self._rebuilds += 1
         self._poisoned = False
         self.journal.reopen(self.key)
         self.on_rebuilt()
+
+    async def _load_history(self, *, snapshots: bool) -> ActorHistory | None:
+        """This actor's durable history. A running actor (rebuilding) retries until the load
+        succeeds; before it runs (recovery at start) a failed load raises."""
+        delay = 0.05
+        failures = 0
+        while True:
+            if self._loop is not None and not self.journal.healthy:
+                # Wait for the journal's own probe to find the database again, rather than
+                # have every poisoned actor try it (and wait on the connection pool) at once.
+                await anyio.sleep(JOURNAL_RETRY / 5)
+                continue
+            try:
+                histories = await self.journal.load([self.key], snapshots=snapshots)
+                return histories.get(self.key)
+            except Exception as error:
+                if self._loop is None:
+                    raise
+                failures += 1
+                if failures == 1:
+                    log.exception("reloading %s failed; retrying", self.key)
+                else:
+                    log.warning("reloading %s failed again: %s", self.key, error)
+                await anyio.sleep(delay)
+                delay = min(delay * 2, REBUILD_RETRY_MAX)
 
     def on_rebuilt(self) -> None:
         """Called once the state is rebuilt from what is durable, before the next turn:

@@ -11,18 +11,17 @@ cancel scope. The callback runs on the event loop's thread, between tasks, and m
 
 from __future__ import annotations
 
-import asyncio
 import heapq
 import itertools
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 import anyio
 
+from engine.loop import EventLoop, TimerHandle, running
 
-class TimerHandle(Protocol):
-    def cancel(self) -> None: ...
+__all__ = ["Clock", "ManualClock", "SystemClock", "TimerHandle"]
 
 
 class Clock(Protocol):
@@ -34,27 +33,27 @@ class Clock(Protocol):
 
 
 class SystemClock:
+    """The wall clock; its timers are the running event loop's (`engine.loop`)."""
+
     def now(self) -> float:
         return time.time()
 
     def call_at(self, deadline: float, callback: Callable[[], None]) -> TimerHandle:
-        return _LoopTimer(asyncio.get_running_loop(), deadline, callback)
+        return _WallTimer(running(), deadline, callback)
 
 
-class _LoopTimer:
-    """A deadline on the running asyncio loop. The loop's timers run on its monotonic clock
-    (and uvloop's in whole milliseconds), so one may fire a hair early by ours: then it waits
-    the rest. No reference cycle is left behind for the collector."""
+class _WallTimer:
+    """A deadline on the wall clock. The loop's timers run on its monotonic clock (and
+    uvloop's in whole milliseconds), so one may fire a hair early by ours: then it waits the
+    rest. No reference cycle is left behind for the collector."""
 
     __slots__ = ("callback", "deadline", "inner", "loop")
 
-    def __init__(
-        self, loop: asyncio.AbstractEventLoop, deadline: float, callback: Callable[[], None]
-    ) -> None:
+    def __init__(self, loop: EventLoop, deadline: float, callback: Callable[[], None]) -> None:
         self.loop = loop
         self.deadline = deadline
         self.callback: Callable[[], None] | None = callback
-        self.inner: asyncio.TimerHandle | None = None
+        self.inner: TimerHandle | None = None
         self._schedule()
 
     def _schedule(self) -> None:
@@ -77,14 +76,21 @@ class _LoopTimer:
 
 
 class ManualClock:
-    """A clock that only moves when a test says so.
+    """A clock that only moves when a test says so; it needs no task on any backend.
 
-    `advance` runs every timer whose deadline has come and then waits until every task is
-    blocked again, so the turns those timers cause have run when it returns.
+    `advance` runs every timer whose deadline has come and then awaits `settle`, by default
+    `anyio.wait_all_tasks_blocked` (which may nap 0.1 s at a time while a task is busy; tests
+    pass a faster one), so the turns those timers cause have run when it returns.
     """
 
-    def __init__(self, start: float = 1_700_000_000.0) -> None:
+    def __init__(
+        self,
+        start: float = 1_700_000_000.0,
+        *,
+        settle: Callable[[], Awaitable[None]] = anyio.wait_all_tasks_blocked,
+    ) -> None:
         self._now = start
+        self._settle = settle
         self._timers: list[tuple[float, int, _ManualTimer]] = []
         self._order = itertools.count()
 
@@ -100,13 +106,13 @@ class ManualClock:
         await self.set(self._now + seconds)
 
     async def set(self, instant: float) -> None:
-        await settle()
+        await self._settle()
         self._now = instant
         while self._timers and self._timers[0][0] <= instant:
             timer = heapq.heappop(self._timers)[2]
             if not timer.cancelled:
                 timer.callback()
-        await settle()
+        await self._settle()
 
 
 class _ManualTimer:
@@ -118,26 +124,3 @@ class _ManualTimer:
 
     def cancel(self) -> None:
         self.cancelled = True
-
-
-async def settle() -> None:
-    """Return once every other task is blocked: whatever a test set in motion has run.
-
-    anyio.wait_all_tasks_blocked naps 0.1 s whenever a task is still busy, which makes
-    manual-clock tests mostly sleep; on asyncio this polls with bare checkpoints instead.
-    """
-    try:
-        this = asyncio.current_task()
-    except RuntimeError:  # not on asyncio
-        this = None
-    if this is None:
-        await anyio.wait_all_tasks_blocked()
-        return
-    while True:
-        await asyncio.sleep(0)
-        for task in asyncio.all_tasks():
-            waiter = getattr(task, "_fut_waiter", None)
-            if task is not this and (waiter is None or waiter.done()):
-                break
-        else:
-            return

@@ -228,6 +228,15 @@ class Pay(CheckoutCommand[PaymentResult]):
 
 
 @dataclass(frozen=True, slots=True)
+class PaymentStatusOf(CheckoutCommand[PaymentStatus | None]):
+    """The status of a payment, None if its checkout never recorded it (a read answered once
+    what the checkout holds is durable)."""
+
+    user_id: str
+    payment_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class Resolve(CheckoutCommand[PaymentStatus]):
     """Finish or cancel a payment left STARTED, from what the wallet recorded durably."""
 
@@ -251,6 +260,7 @@ __all__ = [
     "Locked",
     "OpenRoom",
     "Pay",
+    "PaymentStatusOf",
     "Release",
     "Resolve",
     "RoomCommand",

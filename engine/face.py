@@ -57,7 +57,9 @@ from engine.views import (
     ActorDetail,
     ActorKind,
     ActorStats,
+    ClusterView,
     DateView,
+    GatewayView,
     HoldOutcome,
     JournalStats,
     Origin,
@@ -71,6 +73,7 @@ from engine.views import (
     SeatMapView,
     SeatStatus,
     SeatView,
+    ShardView,
     TokenStatus,
     TokenView,
     Totals,
@@ -142,6 +145,10 @@ class Engine(Protocol):
         """Call `listener(origin, events)` after each durable commit of any actor."""
         ...
 
+    async def cluster(self) -> ClusterView | None:
+        """The shards and gateways of a cluster; None for the embedded engine."""
+        ...
+
 
 __all__ = [
     "CONCERT_ID",
@@ -154,6 +161,7 @@ __all__ = [
     "ActorStats",
     "Admitted",
     "Charge",
+    "ClusterView",
     "Command",
     "ConcertDateInfo",
     "ConcertInfo",
@@ -162,6 +170,7 @@ __all__ = [
     "Engine",
     "Event",
     "EventListener",
+    "GatewayView",
     "Hold",
     "HoldExpired",
     "HoldOutcome",
@@ -187,6 +196,7 @@ __all__ = [
     "SeatsLocked",
     "SeatsSold",
     "SeatsUnlocked",
+    "ShardView",
     "TokenCompleted",
     "TokenStatus",
     "TokenView",

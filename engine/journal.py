@@ -38,7 +38,8 @@ class Snapshot:
 
 @dataclass(slots=True)
 class ActorHistory:
-    """What recovery needs for one actor: its latest snapshot and the events after it."""
+    """What recovery needs for one actor: its latest snapshot and the events after it (every
+    event when there is no snapshot)."""
 
     snapshot: Snapshot | None = None
     records: list[JournalRecord] = field(default_factory=list)
@@ -144,7 +145,8 @@ class Journal(Protocol):
         ...
 
     def save_snapshot(self, snapshot: Snapshot) -> None:
-        """Store a snapshot after the records it covers; a lost snapshot only slows recovery."""
+        """Store a snapshot after the records it covers; a lost snapshot only slows recovery.
+        Dropped while the actor's key is poisoned (its state may hold lost events)."""
         ...
 
     def on_failure(self, listener: FailureListener) -> None:
@@ -155,8 +157,11 @@ class Journal(Protocol):
         """The actor has rebuilt from durable history: accept its appends again."""
         ...
 
-    async def load(self, actor_keys: Iterable[str] | None = None) -> dict[str, ActorHistory]:
-        """Durable history per actor key (every key when `actor_keys` is None)."""
+    async def load(
+        self, actor_keys: Iterable[str] | None = None, *, snapshots: bool = True
+    ) -> dict[str, ActorHistory]:
+        """Durable history per actor key (every key when `actor_keys` is None); with
+        `snapshots=False`, every event of each actor and no snapshot."""
         ...
 
 
@@ -220,6 +225,8 @@ class MemoryJournal:
         return ticket
 
     def save_snapshot(self, snapshot: Snapshot) -> None:
+        if snapshot.actor_key in self._poisoned:
+            return  # as in the SQL journal: the state may hold events that never became durable
         self.snapshots[snapshot.actor_key] = snapshot
 
     def on_failure(self, listener: FailureListener) -> None:
@@ -228,12 +235,14 @@ class MemoryJournal:
     def reopen(self, actor_key: str) -> None:
         self._poisoned.discard(actor_key)
 
-    async def load(self, actor_keys: Iterable[str] | None = None) -> dict[str, ActorHistory]:
+    async def load(
+        self, actor_keys: Iterable[str] | None = None, *, snapshots: bool = True
+    ) -> dict[str, ActorHistory]:
         if not self.healthy:
             raise ConnectionError("the journal's database does not answer")
         wanted = None if actor_keys is None else set(actor_keys)
         histories: dict[str, ActorHistory] = {}
-        for key, snapshot in self.snapshots.items():
+        for key, snapshot in self.snapshots.items() if snapshots else ():
             if wanted is None or key in wanted:
                 histories[key] = ActorHistory(snapshot=snapshot)
         for record in self.records:

@@ -18,31 +18,37 @@ import anyio
 from anyio.abc import TaskGroup
 
 from engine.actor import Actor, EventListener, ExpireDue
-from engine.actors.checkout import CheckoutActor
+from engine.actors.checkout import CheckoutActor, checkout_key
 from engine.actors.concert_date import ConcertDateActor
+from engine.actors.waiting_room import KEY as ROOM_KEY
 from engine.actors.waiting_room import WaitingRoomActor
-from engine.actors.wallet import WalletActor, shard_of
-from engine.catalog import CatalogStore, ConcertDateInfo, ConcertInfo
+from engine.actors.wallet import WalletActor, shard_of, wallet_key
+from engine.catalog import CatalogStore, ConcertDateInfo, ConcertInfo, date_key
 from engine.clock import Clock, SystemClock
 from engine.commands import (
+    CheckoutCommand,
     Command,
     DateCommand,
     OpenRoom,
+    PaymentStatusOf,
     Release,
     Resolve,
     Unlock,
+    WalletCommand,
 )
 from engine.config import EngineConfig
 from engine.domain.checkout import COMPLETED, FAILED, STARTED
 from engine.domain.seat_map import HELD
 from engine.domain.waiting_room import ActiveExpired
-from engine.errors import DATE_ON_SALE, NOT_FOUND, EngineError, Refused
+from engine.errors import DATE_ON_SALE, NOT_FOUND, ActorUnavailable, EngineError, Refused
 from engine.events import Event
 from engine.journal import Journal
+from engine.placement import EVERYTHING, Peers, Placement
 from engine.views import (
     ActorDetail,
     ActorKind,
     ActorStats,
+    ClusterView,
     DateView,
     JournalStats,
     Origin,
@@ -57,9 +63,13 @@ from engine.views import (
 log = logging.getLogger(__name__)
 
 R = TypeVar("R")
+A = TypeVar("A", bound=Actor[Any])
 
 
 class EngineSystem:
+    """The engine's actors in this process: all of them (the default), or the shard of them
+    that `placement` gives it, the others reached through `peers` (engine/placement.py)."""
+
     def __init__(
         self,
         journal: Journal,
@@ -68,26 +78,41 @@ class EngineSystem:
         clock: Clock | None = None,
         catalog: Iterable[ConcertInfo] = (),
         catalog_store: CatalogStore | None = None,
+        placement: Placement = EVERYTHING,
+        peers: Peers | None = None,
     ) -> None:
         self.config = config or EngineConfig()
         self.clock = clock or SystemClock()
         self.journal = journal
+        self.placement = placement
+        self._peers = peers
         self._catalog_store = catalog_store
         self._concerts: dict[str, ConcertInfo] = {}
-        self._dates: dict[tuple[str, str], ConcertDateActor] = {}  # by concert id and date
-        self._room = WaitingRoomActor(self.config, journal=journal, clock=self.clock)
+        self._catalog_dates: dict[tuple[str, str], ConcertDateInfo] = {}  # every date on sale
+        self._dates: dict[tuple[str, str], ConcertDateActor] = {}  # this shard's, by both ids
+        owns = placement.owns
+        self._room = (
+            WaitingRoomActor(self.config, journal=journal, clock=self.clock)
+            if owns(ROOM_KEY)
+            else None
+        )
         self._wallets = [
             WalletActor(n, self.config, journal=journal, clock=self.clock)
+            if owns(wallet_key(n))
+            else None
             for n in range(self.config.wallet_shards)
         ]
         self._checkouts = [
             CheckoutActor(n, self.config, self, journal=journal, clock=self.clock)
+            if owns(checkout_key(n))
+            else None
             for n in range(self.config.checkout_shards)
         ]
-        self._routes: dict[ActorKind, Callable[[Any], Actor[Any]]] = {
+        # By target: the actor of this shard that takes a command, or None if another shard's.
+        self._routes: dict[ActorKind, Callable[[Any], Actor[Any] | None]] = {
             "date": self._date_for,
-            "wallet": lambda command: self._wallet_of(command.user_id),
-            "checkout": lambda command: self._checkout_of(command.user_id),
+            "wallet": lambda command: self._wallets[self._wallet_shard(command.user_id)],
+            "checkout": lambda command: self._checkouts[self._checkout_shard(command.user_id)],
             "waiting-room": lambda _: self._room,
         }
         self._listeners: list[EventListener] = []
@@ -96,7 +121,8 @@ class EngineSystem:
         for concert in catalog:
             self._add_concert(concert)
         journal.on_failure(self._poison)
-        self._room.listeners.append(self._on_room_events)
+        if self._room is not None:
+            self._room.listeners.append(self._on_room_events)
 
     # -- commands ------------------------------------------------------------------------------
 
@@ -106,12 +132,36 @@ class EngineSystem:
         Raises `Refused` (NOT_FOUND for a date that is not on sale, or the domain's refusal),
         `Overloaded`, `ActorUnavailable` or `JournalFailed` (engine/errors.py).
         """
-        return await self._routes[command.target](command).ask(command)
+        actor = self._routes[command.target](command)
+        if actor is not None:
+            return await actor.ask(command)
+        return await self._ask_peer(command)
 
-    def _date_for(self, command: DateCommand[Any]) -> ConcertDateActor:
+    async def _ask_peer(self, command: Command[R]) -> R:
+        """`command` for an actor of another shard."""
+        if self._peers is None:
+            raise ActorUnavailable(f"no shard of this process takes {type(command).__name__}")
+        return await self._peers.ask(self.placement.shard_of(self.key_of(command)), command)
+
+    def key_of(self, command: Command[Any]) -> str:
+        """The key of the actor that takes `command` (wherever it runs); `Refused` NOT_FOUND
+        for a date command naming no date on sale."""
+        if isinstance(command, DateCommand):
+            where = command.where()
+            if where is None or where not in self._catalog_dates:
+                self._date_for(command)  # raises the command's NOT_FOUND
+            assert where is not None
+            return date_key(*where)
+        if isinstance(command, WalletCommand):
+            return wallet_key(self._wallet_shard(command.user_id))
+        if isinstance(command, CheckoutCommand):
+            return checkout_key(self._checkout_shard(command.user_id))
+        return ROOM_KEY
+
+    def _date_for(self, command: DateCommand[Any]) -> ConcertDateActor | None:
         where = command.where()
         actor = self._dates.get(where) if where is not None else None
-        if actor is None:
+        if actor is None and (where is None or where not in self._catalog_dates):
             if isinstance(command, Release):
                 raise Refused(NOT_FOUND, f"no reservation {command.reservation_id}")
             assert where is not None  # every other date command names its date
@@ -123,30 +173,51 @@ class EngineSystem:
             return f"no concert {concert_id}"
         return f"no date {date} for concert {concert_id}"
 
+    def _wallet_shard(self, user_id: str) -> int:
+        return shard_of(user_id, self.config.wallet_shards)
+
+    def _checkout_shard(self, user_id: str) -> int:
+        return shard_of(user_id, self.config.checkout_shards)
+
     def _wallet_of(self, user_id: str) -> WalletActor:
-        return self._wallets[shard_of(user_id, len(self._wallets))]
+        return _here(self._wallets[self._wallet_shard(user_id)], "wallet")
 
     def _checkout_of(self, user_id: str) -> CheckoutActor:
-        return self._checkouts[shard_of(user_id, len(self._checkouts))]
+        return _here(self._checkouts[self._checkout_shard(user_id)], "checkout")
+
+    async def release_holds(self, user_id: str) -> None:
+        """Release every hold the user still has, on this shard's dates and on the others'
+        (best effort: a hold not released here still lapses)."""
+        self.release_local_holds(user_id)
+        if self._peers is not None:
+            await self._peers.release_holds(user_id)
+
+    def release_local_holds(self, user_id: str) -> None:
+        """Release the user's holds on this shard's dates (told: no waiting for them)."""
+        for actor in self._dates.values():
+            for seat in actor.state.seats_of(user_id):
+                if seat.status == HELD and seat.reservation_id is not None:
+                    with contextlib.suppress(EngineError):
+                        actor.tell(Release(user_id, seat.reservation_id))
 
     async def add_concert(self, concert: ConcertInfo) -> ConcertInfo:
         """Put a concert (or more dates of one) on sale: durable in the catalog first, so a
         restart finds the dates. A date already on sale keeps its seats and price: changing
         them is refused (DATE_ON_SALE), as it would corrupt its seat map."""
         for index, info in enumerate(concert.dates):
-            running = self._dates.get((info.concert_id, info.date))
-            if running is not None and running.info != info:
+            known = self._catalog_dates.get((info.concert_id, info.date))
+            if known is not None and known != info:
                 raise Refused(
                     DATE_ON_SALE,
-                    f"date {info.date} is on sale with {running.info.seats} seats at "
-                    f"{running.info.price}; it cannot be changed",
+                    f"date {info.date} is on sale with {known.seats} seats at "
+                    f"{known.price}; it cannot be changed",
                     field=f"dates.{index}",
                 )
         if self._catalog_store is not None:
             await self._catalog_store.add_concert(concert)
-        known = self._concerts.get(concert.concert_id)
-        if known is not None:
-            merged = {d.key: d for d in (*known.dates, *concert.dates)}
+        known_concert = self._concerts.get(concert.concert_id)
+        if known_concert is not None:
+            merged = {d.key: d for d in (*known_concert.dates, *concert.dates)}
             concert = ConcertInfo(
                 concert.concert_id, concert.title, concert.venue, tuple(merged.values())
             )
@@ -154,19 +225,27 @@ class EngineSystem:
         if self._task_group is not None:
             histories = await self.journal.load([a.key for a in added])
             for actor in added:
-                actor.restore(histories.get(actor.key))
+                await actor.recover(histories.get(actor.key))
                 await self._task_group.start(actor.run)
         return self._concerts[concert.concert_id]
+
+    def register_concert(self, concert: ConcertInfo) -> None:
+        """Know of a concert already durable in the catalog (put on sale elsewhere: another
+        process of a cluster did), building this shard's actors of its dates; they are not
+        started (a running engine adds concerts with `add_concert`)."""
+        self._add_concert(concert)
 
     def _add_concert(self, concert: ConcertInfo) -> list[ConcertDateActor]:
         self._concerts[concert.concert_id] = concert
         added = []
         for info in concert.dates:
-            if (info.concert_id, info.date) in self._dates:
+            where = (info.concert_id, info.date)
+            self._catalog_dates[where] = info
+            if where in self._dates or not self.placement.owns(info.key):
                 continue
             actor = ConcertDateActor(info, self.config, journal=self.journal, clock=self.clock)
             actor.listeners.extend(self._listeners)
-            self._dates[info.concert_id, info.date] = actor
+            self._dates[where] = actor
             added.append(actor)
         return added
 
@@ -176,10 +255,10 @@ class EngineSystem:
         return self.clock.now()
 
     def token(self, token: str) -> TokenView | None:
-        return self._room.lookup(token)
+        return _here(self._room, "waiting room").lookup(token)
 
     def position(self, seq: int) -> QueuePosition | None:
-        return self._room.position(seq)
+        return _here(self._room, "waiting room").position(seq)
 
     def concerts(self) -> tuple[ConcertInfo, ...]:
         return tuple(sorted(self._concerts.values(), key=lambda c: c.concert_id))
@@ -188,7 +267,7 @@ class EngineSystem:
         return self._concerts.get(concert_id)
 
     def has_date(self, concert_id: str, date: str) -> bool:
-        return (concert_id, date) in self._dates
+        return (concert_id, date) in self._catalog_dates
 
     def dates(self, concert_id: str) -> tuple[DateView, ...]:
         concert = self._concerts.get(concert_id)
@@ -242,9 +321,8 @@ class EngineSystem:
         return self.journal.report()
 
     def totals(self, stats: Sequence[ActorStats] | None = None) -> Totals:
-        """Figures over every actor; pass the `actor_stats()` already read to spare summarising
-        every date again (with thousands on sale they are not free)."""
-        room = self._room.state
+        """Figures over every actor of this process; pass the `actor_stats()` already read to
+        spare summarising every date again (with thousands on sale they are not free)."""
         seats = {"seats": 0, "available": 0, "held": 0, "checkout": 0, "sold": 0}
         for date in stats if stats is not None else self.actor_stats():
             if date.kind == "date":
@@ -254,20 +332,22 @@ class EngineSystem:
                     seats[name] += value
         payments = {STARTED: 0, COMPLETED: 0, FAILED: 0}
         revenue = 0
-        for checkout in self._checkouts:
+        for checkout in self.checkouts:
             summary = checkout.state.counts()
             for status, count in summary.items():
                 payments[status] += count
             revenue += checkout.state.revenue
+        room = self._room.state if self._room is not None else None
+        wallets = [w.state for w in self.wallets]
         return Totals(
-            waiting=len(room.waiting),
-            active=len(room.active),
-            admitted=room.admitted_total,
-            completed=room.completed_total,
-            expired=room.expired_total,
-            charged=sum(w.state.charged_total for w in self._wallets),
-            debited=sum(w.state.debited_total for w in self._wallets),
-            balances=sum(sum(w.state.balances.values()) for w in self._wallets),
+            waiting=len(room.waiting) if room else 0,
+            active=len(room.active) if room else 0,
+            admitted=room.admitted_total if room else 0,
+            completed=room.completed_total if room else 0,
+            expired=room.expired_total if room else 0,
+            charged=sum(w.charged_total for w in wallets),
+            debited=sum(w.debited_total for w in wallets),
+            balances=sum(sum(w.balances.values()) for w in wallets),
             payments_completed=payments[COMPLETED],
             payments_failed=payments[FAILED],
             payments_started=payments[STARTED],
@@ -275,19 +355,22 @@ class EngineSystem:
             **seats,
         )
 
+    async def cluster(self) -> ClusterView | None:
+        return None  # one process: no cluster
+
     # -- the actors themselves (in this process: for tests, benchmarks and tools) ---------------
 
     @property
     def room(self) -> WaitingRoomActor:
-        return self._room
+        return _here(self._room, "waiting room")
 
     @property
     def wallets(self) -> tuple[WalletActor, ...]:
-        return tuple(self._wallets)
+        return tuple(w for w in self._wallets if w is not None)
 
     @property
     def checkouts(self) -> tuple[CheckoutActor, ...]:
-        return tuple(self._checkouts)
+        return tuple(c for c in self._checkouts if c is not None)
 
     def date_actor(self, concert_id: str, date: str) -> ConcertDateActor | None:
         return self._dates.get((concert_id, date))
@@ -333,8 +416,9 @@ class EngineSystem:
 
     async def stop(self) -> None:
         """Finish the commands already queued, then end every actor (checkouts first)."""
-        others: list[Actor[Any]] = [self._room, *self._dates.values(), *self._wallets]
-        checkouts: list[Actor[Any]] = list(self._checkouts)
+        rooms: list[Actor[Any]] = [self._room] if self._room is not None else []
+        others: list[Actor[Any]] = [*rooms, *self._dates.values(), *self.wallets]
+        checkouts: list[Actor[Any]] = list(self.checkouts)
         for group in (checkouts, others):
             for actor in group:
                 actor.close()
@@ -343,30 +427,44 @@ class EngineSystem:
                     await actor.wait_stopped()
 
     def _actors(self) -> list[Actor[Any]]:
-        return [self._room, *self._dates.values(), *self._wallets, *self._checkouts]
+        rooms: list[Actor[Any]] = [self._room] if self._room is not None else []
+        return [*rooms, *self._dates.values(), *self.wallets, *self.checkouts]
 
     async def _recover(self) -> None:
-        histories = await self.journal.load()
+        actors = self._actors()
+        # One shard of many reads only its own actors' histories.
+        keys = None if self.placement.shards == 1 else [actor.key for actor in actors]
+        histories = await self.journal.load(keys)
         # Replaying builds millions of long-lived objects; the cyclic collector would rescan
         # them over and over (it tripled replay time) while finding nothing to free.
         collecting = gc.isenabled()
         gc.disable()
         try:
-            for actor in self._actors():
-                actor.restore(histories.get(actor.key))
+            for actor in actors:
+                await actor.recover(histories.get(actor.key))
         finally:
             if collecting:
                 gc.enable()
 
     async def _settle_after_recovery(self) -> None:
-        await self.ask(OpenRoom())
-        for checkout in self._checkouts:
+        if self._room is not None:
+            await self.ask(OpenRoom())
+        for checkout in self.checkouts:
             for payment in checkout.state.unfinished():
                 await self.ask(Resolve(payment.user_id, payment.payment_id))
         for actor in self._dates.values():
-            # A lock whose checkout never got journaled cannot have taken money: cancel it.
-            for pid in actor.state.payments_in_checkout():
-                await actor.ask(Unlock(actor.info.concert_id, actor.info.date, pid))
+            info = actor.info
+            for pid, user in actor.state.payments_in_checkout().items():
+                # A payment is durably started before its seats are locked, so its checkout
+                # settles it; a lock whose checkout never recorded it (a journal of an older
+                # release) cannot have taken money: cancel it.
+                try:
+                    known = await self.ask(PaymentStatusOf(user, pid))
+                except EngineError as error:
+                    log.warning("seat lock of %s left for later: %s", pid, error)
+                    continue
+                if known is None:
+                    await actor.ask(Unlock(info.concert_id, info.date, pid))
             await actor.ask(ExpireDue(self.clock.now()))  # holds that lapsed while we were down
 
     def _poison(self, keys: set[str]) -> None:
@@ -380,14 +478,19 @@ class EngineSystem:
         for item in events:
             if isinstance(item, ActiveExpired):
                 for seq in item.seqs:
-                    user = self._room.user_of(seq)
+                    user = self.room.user_of(seq)
                     if user is None:
                         continue
-                    for held in self.reservations(user):
-                        if held.status == HELD:
-                            release = Release(user, held.reservation_id)
-                            with contextlib.suppress(EngineError):
-                                self._date_for(release).tell(release)
+                    self.release_local_holds(user)
+                    if self._peers is not None and self._task_group is not None:
+                        self._task_group.start_soon(self._peers.release_holds, user)
+
+
+def _here(actor: A | None, what: str) -> A:
+    """An actor this process serves (a read view of another shard's is a gateway's to make)."""
+    if actor is None:
+        raise ActorUnavailable(f"the {what} is not on this shard")
+    return actor
 
 
 __all__ = ["ConcertDateInfo", "EngineSystem"]

@@ -159,6 +159,7 @@ class ActorStats:
     latency_p99_ms: float
     latency_max_ms: float
     state: Mapping[str, Scalar] = field(default_factory=dict)  # the state's summary
+    host: str | None = None  # the process that runs it, in a cluster
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +182,41 @@ class JournalStats:
     events: int
     snapshots: int
     failures: int
+
+
+@dataclass(frozen=True, slots=True)
+class ShardView:
+    """One shard of a cluster: its host and how it fares."""
+
+    shard: int
+    host: str | None  # shard-<n>@<node>:<pid>
+    epoch: int  # of its journal lease: bumped by every (re)start
+    restarts: int  # seen by this gateway since it started
+    started_at: float | None
+    recovery_seconds: float | None
+    actors: int
+    healthy: bool
+    fenced: bool
+    reachable: bool
+    error: str | None
+    calls: int  # batched calls this gateway made to it
+    commands: int  # commands those calls carried
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayView:
+    index: int
+    node: str
+    pid: int
+    port: int  # its own port, beside the shared one
+    started_at: float
+    websockets: int
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterView:
+    shards: tuple[ShardView, ...]
+    gateways: tuple[GatewayView, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,7 +246,9 @@ __all__ = [
     "ActorDetail",
     "ActorKind",
     "ActorStats",
+    "ClusterView",
     "DateView",
+    "GatewayView",
     "HoldOutcome",
     "JournalStats",
     "Origin",
@@ -224,6 +262,7 @@ __all__ = [
     "SeatMapView",
     "SeatStatus",
     "SeatView",
+    "ShardView",
     "TokenStatus",
     "TokenView",
     "Totals",

@@ -78,7 +78,9 @@ def ensure_schema(engine: Engine) -> int:
             raise SchemaTooNew(
                 f"the database has schema version {current}; this build knows {SCHEMA_VERSION}"
             )
-        for version in range(current + 1, SCHEMA_VERSION + 1):
+        # A fresh database was just built at the current version by `create_all`.
+        first = current + 1 if current else SCHEMA_VERSION
+        for version in range(first, SCHEMA_VERSION + 1):
             migrate(session, version)
             session.add(SchemaVersion(version=version, applied_at=datetime.now(UTC)))
         session.commit()
@@ -86,7 +88,8 @@ def ensure_schema(engine: Engine) -> int:
 
 
 def migrate(session: Session, version: int) -> None:
-    """Bring the schema to `version`. Version 1 is what `create_all` builds: nothing to do."""
-    if version == 1:
+    """Bring the schema to `version`. Versions 1 and 2 (which added `shard_lease`) are what
+    `create_all` builds: nothing to do."""
+    if version in (1, 2):
         return
     raise AssertionError(f"no migration to schema version {version}")

@@ -56,8 +56,12 @@ _TAIL = (
 _EVERYTHING = "SELECT actor_key, actor_seq, kind, payload FROM journal_event ORDER BY seq"
 
 
-def load_histories(engine: Engine, keys: list[str] | None) -> dict[str, ActorHistory]:
+def load_histories(
+    engine: Engine, keys: list[str] | None, snapshots: bool = True
+) -> dict[str, ActorHistory]:
     """Durable history of `keys` (of every actor when None); actors with none are left out.
+    Without `snapshots`, every event of each actor is read and no snapshot (for an actor
+    that cannot read its snapshot).
 
     A load of some keys (an actor rebuilding after a failed commit) that is still blocked
     after `LOAD_DEADLINE` has its connection cut and raises, to be retried; the load of every
@@ -75,13 +79,24 @@ def load_histories(engine: Engine, keys: list[str] | None) -> dict[str, ActorHis
         )
         try:
             with deadline:
-                return _load(cursor, p, keys)
+                return _load(cursor, p, keys, snapshots)
+        except BaseException:
+            # The driver's error does not pass through SQLAlchemy, which would otherwise put
+            # a broken connection (cut by its deadline, or whose server went away) back in
+            # the pool for the next load to fail on.
+            conn.invalidate()
+            raise
         finally:
-            cursor.close()
+            with contextlib.suppress(Exception):  # a cut connection may fail to close a cursor
+                cursor.close()
 
 
-def _load(cursor: Any, p: str, keys: list[str] | None) -> dict[str, ActorHistory]:
-    if keys is None:
+def _load(
+    cursor: Any, p: str, keys: list[str] | None, with_snapshots: bool
+) -> dict[str, ActorHistory]:
+    if not with_snapshots:
+        rows = []
+    elif keys is None:
         cursor.execute(_ALL_SNAPSHOTS)
         rows = cursor.fetchall()
     else:

@@ -31,7 +31,6 @@ another group.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
 import time
@@ -48,8 +47,10 @@ from sqlalchemy import Engine
 
 from engine.errors import JournalFailed
 from engine.journal import ActorHistory, CommitTicket, FailureListener, JournalRecord, Snapshot
+from engine.loop import Handoff, running
 from engine.views import JournalStats
 from persistence.history import load_histories
+from persistence.lease import Fenced, Lease
 from persistence.rows import EncodedRow, GroupWriter, SnapshotRow, encode_records, encode_state
 
 log = logging.getLogger(__name__)
@@ -93,13 +94,19 @@ class SqlJournal:
     """The engine's journal port on a SQL database, with group commit by a writer thread."""
 
     def __init__(
-        self, engine: Engine, *, max_batch: int = MAX_BATCH, linger: float = LINGER
+        self,
+        engine: Engine,
+        *,
+        max_batch: int = MAX_BATCH,
+        linger: float = LINGER,
+        lease: Lease | None = None,
     ) -> None:
         self.engine = engine
         self.max_batch = max_batch
         self.linger = linger
+        self.lease = lease
         self.stats = WriterStats()
-        self._writer = GroupWriter(engine)
+        self._writer = GroupWriter(engine, lease)
         # Shared with the writer thread; every access holds `_lock`.
         self._lock = threading.Lock()
         self._work = threading.Condition(self._lock)
@@ -113,10 +120,13 @@ class SqlJournal:
         # False from a failed commit until a commit or a probe of the database succeeds.
         # Written by the writer thread only; a plain attribute, as every ask reads it.
         self.healthy = True
+        # Our lease was taken over (persistence/lease.py): unhealthy for good.
+        self.fenced = False
         self.last_error: str | None = None
         # The event loop's side.
         self._listeners: list[FailureListener] = []
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._committed: list[Callable[[list[EncodedRow]], None]] = []
+        self._handoff: Handoff | None = None  # runs a callback on the loop, from the thread
         self._stopped = anyio.Event()
 
     # -- the port (event loop) ---------------------------------------------------------------
@@ -165,20 +175,28 @@ class SqlJournal:
     def on_failure(self, listener: FailureListener) -> None:
         self._listeners.append(listener)
 
+    def on_committed(self, listener: Callable[[list[EncodedRow]], None]) -> None:
+        """Call `listener(rows)` on the event loop after each group commit, with the group's
+        journal rows (actor key, actor seq, kind, JSON payload) in commit order: what a
+        cluster's shard publishes to the gateways."""
+        self._committed.append(listener)
+
     def reopen(self, actor_key: str) -> None:
         with self._lock:
             self._poisoned.discard(actor_key)
 
-    async def load(self, actor_keys: Iterable[str] | None = None) -> dict[str, ActorHistory]:
+    async def load(
+        self, actor_keys: Iterable[str] | None = None, *, snapshots: bool = True
+    ) -> dict[str, ActorHistory]:
         keys = None if actor_keys is None else list(dict.fromkeys(actor_keys))
-        return await anyio.to_thread.run_sync(load_histories, self.engine, keys)
+        return await anyio.to_thread.run_sync(load_histories, self.engine, keys, snapshots)
 
     # -- running -----------------------------------------------------------------------------
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Own the writer thread: commit queued groups until `close` is called and the queue
         is drained. Cancelled, it fails whatever was not committed and waits for the thread."""
-        self._loop = asyncio.get_running_loop()
+        self._handoff = running().handoff()
         thread = threading.Thread(target=self._thread_main, name="journal-writer", daemon=True)
         thread.start()
         task_status.started()
@@ -227,7 +245,8 @@ class SqlJournal:
                     self._unhealthy(error)
                     self._lose(batch, error)
                 else:
-                    self.healthy, self.last_error = True, None
+                    if not self.fenced:
+                        self.healthy, self.last_error = True, None
                     self._post(self._resolve, batch)
                 with self._lock:
                     self._in_flight = []
@@ -242,17 +261,32 @@ class SqlJournal:
     def _probe(self) -> None:
         """Try the database after a failed commit, so that commands are taken again as soon
         as it answers (while the journal is unhealthy, actors refuse them at once)."""
+        if self.fenced:
+            return
         try:
             self._writer.probe()
         except Exception as error:
             self._unhealthy(error)
         else:
             log.info("journal: the database answers again")
-            self.healthy, self.last_error = True, None
+            if not self.fenced:
+                self.healthy, self.last_error = True, None
 
     def _unhealthy(self, error: Exception) -> None:
+        if isinstance(error, Fenced):
+            self.fence(str(error))
+            return
         self.healthy = False
-        self.last_error = f"{type(error).__name__}: {error}".strip()[:500]
+        if not self.fenced:
+            self.last_error = f"{type(error).__name__}: {error}".strip()[:500]
+
+    def fence(self, why: str) -> None:
+        """Another instance owns our lease now: commit nothing more, ever (any thread)."""
+        if not self.fenced:
+            log.critical("journal fenced: %s; this instance commits nothing more", why)
+        self.fenced = True
+        self.healthy = False
+        self.last_error = f"fenced: {why}"
 
     def _next_batch(self) -> list[_Entry] | None:
         """Wait for work; None once closing with nothing left (or abandoned); an empty batch
@@ -325,10 +359,10 @@ class SqlJournal:
 
     def _post(self, callback: Callable[..., None], *args: Any) -> None:
         """Run `callback` on the event loop (in the order posted)."""
-        assert self._loop is not None
+        assert self._handoff is not None
         try:
-            self._loop.call_soon_threadsafe(callback, *args)
-        except RuntimeError:  # the loop is closed: nobody is left to tell
+            self._handoff(callback, *args)
+        except RuntimeError:  # the loop is gone: nobody is left to tell
             log.warning("journal writer: the event loop is gone")
 
     # -- back on the event loop --------------------------------------------------------------
@@ -339,6 +373,13 @@ class SqlJournal:
             if isinstance(entry, _Append):
                 self.stats.latencies.append(done - entry.queued_at)
                 entry.ticket.resolve()
+        if self._committed:
+            rows = [row for entry in batch if isinstance(entry, _Append) for row in entry.rows]
+            for listener in self._committed:
+                try:
+                    listener(rows)
+                except Exception:
+                    log.exception("journal commit listener failed")
 
     def _fail(self, failed: list[_Append], failure: JournalFailed, fresh: set[str]) -> None:
         for entry in failed:

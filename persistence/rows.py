@@ -27,6 +27,7 @@ from sqlalchemy import Engine
 from engine.events import Event, from_payload, registered_kinds
 from engine.journal import JournalRecord
 from persistence.deadline import WATCHDOG, Abort, abort_for
+from persistence.lease import Fenced, Lease
 
 # Seconds a group commit (or a probe) may block before its connection is cut: far above a
 # commit's time under load, far below a client's patience while the database is down.
@@ -48,7 +49,13 @@ _SQLITE_INSERT = (
     f"INSERT INTO journal_event ({_COLUMNS})"
     " SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, ? FROM json_each(?) ORDER BY key"
 )
+_SQLITE_INSERT_FENCED = (
+    f"INSERT INTO journal_event ({_COLUMNS})"
+    " SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, ? FROM json_each(?)"
+    " WHERE EXISTS (SELECT 1 FROM shard_lease WHERE name = ? AND epoch = ?) ORDER BY key"
+)
 _POSTGRES_COPY = f"COPY journal_event ({_COLUMNS}) FROM STDIN"
+_LEASE = "SELECT epoch FROM shard_lease WHERE name = {p}"
 _UPSERT_SNAPSHOT = (
     "INSERT INTO snapshot (actor_key, actor_seq, state, recorded_at) VALUES ({p}, {p}, {p}, {p})"
     " ON CONFLICT (actor_key) DO UPDATE SET actor_seq = excluded.actor_seq,"
@@ -107,8 +114,9 @@ class GroupWriter:
     rolls back whatever the group had written) and the next write opens a fresh one.
     """
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, lease: Lease | None = None) -> None:
         self.engine = engine
+        self.lease = lease
         self.dialect = engine.dialect.name
         if self.dialect not in ("sqlite", "postgresql"):
             raise ValueError(f"no journal writer for {self.dialect}")
@@ -122,9 +130,9 @@ class GroupWriter:
         try:
             with WATCHDOG.guard(COMMIT_DEADLINE, self._abort):
                 if self.dialect == "sqlite":
-                    _write_sqlite(dbapi, rows, snapshots, at)
+                    _write_sqlite(dbapi, rows, snapshots, at, self.lease)
                 else:
-                    _write_postgres(dbapi, rows, snapshots, at)
+                    _write_postgres(dbapi, rows, snapshots, at, self.lease)
         except BaseException:
             self.close()
             raise
@@ -134,7 +142,11 @@ class GroupWriter:
         dbapi = self._connection()
         try:
             with WATCHDOG.guard(COMMIT_DEADLINE, self._abort):
-                dbapi.execute("SELECT 1").fetchall()
+                p = "?" if self.dialect == "sqlite" else "%s"
+                if self.lease is None:
+                    dbapi.execute("SELECT 1").fetchall()
+                else:
+                    _check_lease(dbapi.execute(_LEASE.format(p=p), (self.lease.name,)), self.lease)
                 if self.dialect == "postgresql":
                     dbapi.rollback()  # leave no transaction open on the writer's connection
         except BaseException:
@@ -163,20 +175,46 @@ class GroupWriter:
 
 
 def _write_sqlite(
-    dbapi: Any, rows: list[EncodedRow], snapshots: list[SnapshotRow], at: datetime
+    dbapi: Any,
+    rows: list[EncodedRow],
+    snapshots: list[SnapshotRow],
+    at: datetime,
+    lease: Lease | None,
 ) -> None:
     stamp = at.strftime(_SQLITE_TIME)
     if not snapshots:
-        if rows:
+        if not rows:
+            return
+        if lease is None:
             dbapi.execute(_SQLITE_INSERT, (stamp, _group(rows)))  # its own transaction
+            return
+        # One statement still: the rows go in only while the lease has our epoch.
+        inserted = dbapi.execute(
+            _SQLITE_INSERT_FENCED, (stamp, _group(rows), lease.name, lease.epoch)
+        ).rowcount
+        if inserted != len(rows):
+            raise Fenced(f"the lease {lease.name} was taken over: nothing was committed")
         return
     dbapi.execute("BEGIN IMMEDIATE")
-    if rows:
-        dbapi.execute(_SQLITE_INSERT, (stamp, _group(rows)))
-    dbapi.executemany(
-        _UPSERT_SNAPSHOT.format(p="?"), [(key, seq, state, stamp) for key, seq, state in snapshots]
-    )
+    try:
+        if lease is not None:
+            _check_lease(dbapi.execute(_LEASE.format(p="?"), (lease.name,)), lease)
+        if rows:
+            dbapi.execute(_SQLITE_INSERT, (stamp, _group(rows)))
+        dbapi.executemany(
+            _UPSERT_SNAPSHOT.format(p="?"),
+            [(key, seq, state, stamp) for key, seq, state in snapshots],
+        )
+    except BaseException:
+        dbapi.execute("ROLLBACK")
+        raise
     dbapi.execute("COMMIT")
+
+
+def _check_lease(cursor: Any, lease: Lease) -> None:
+    row = cursor.fetchone()
+    if row is None or row[0] != lease.epoch:
+        raise Fenced(f"the lease {lease.name} was taken over: nothing was committed")
 
 
 def _group(rows: list[EncodedRow]) -> str:
@@ -185,9 +223,17 @@ def _group(rows: list[EncodedRow]) -> str:
 
 
 def _write_postgres(
-    dbapi: Any, rows: list[EncodedRow], snapshots: list[SnapshotRow], at: datetime
+    dbapi: Any,
+    rows: list[EncodedRow],
+    snapshots: list[SnapshotRow],
+    at: datetime,
+    lease: Lease | None,
 ) -> None:
     with dbapi.cursor() as cursor:
+        if lease is not None:
+            # FOR SHARE: a new owner's epoch bump waits for this commit, and after it this
+            # check fails, so no group of a fenced owner commits.
+            _check_lease(cursor.execute(_LEASE.format(p="%s") + " FOR SHARE", (lease.name,)), lease)
         if rows:
             with cursor.copy(_POSTGRES_COPY) as copy:
                 for key, seq, kind, payload in rows:

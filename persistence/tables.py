@@ -3,7 +3,8 @@
 `journal_event` is append-only: `seq` is the global order of commits, `(actor_key, actor_seq)` is
 unique and indexed, which is how recovery reads one actor's tail after its snapshot. `snapshot`
 keeps only the latest state of each actor (each new one replaces it, upserted in the group
-commit that follows the records it covers).
+commit that follows the records it covers); its `state` is the JSON of the actor's versioned
+snapshot (`engine.snapshots`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from sqlalchemy import BigInteger, Column, DateTime, Integer, Text, UniqueConstr
 from sqlmodel import Field, SQLModel
 
 # Bump this and add a step to `database.migrate` when a table changes shape.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # BIGINT on PostgreSQL; on SQLite the key must be spelled INTEGER to alias the rowid.
 _BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -58,6 +59,18 @@ class ConcertDateRow(SQLModel, table=True):
     date: str = Field(primary_key=True, max_length=10)  # ISO yyyy-mm-dd, as the engine keys it
     seats: int
     price: int
+
+
+class ShardLease(SQLModel, table=True):
+    """Who serves a shard of the journal, under which epoch (persistence/lease.py)."""
+
+    __tablename__ = "shard_lease"
+
+    name: str = Field(primary_key=True, max_length=64)  # "engine" or "shard:<n>"
+    epoch: int = Field(sa_column=Column(BigInteger, nullable=False))
+    owner: str = Field(max_length=300)
+    acquired_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    renewed_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
 
 
 class SchemaVersion(SQLModel, table=True):

@@ -48,6 +48,7 @@ def test_every_websocket_message_is_in_the_design() -> None:
 
 def test_every_environment_variable_is_in_the_designs_configuration() -> None:
     source = (ROOT / "web" / "settings.py").read_text()
+    source += (ROOT / "cluster" / "settings.py").read_text()
     names = set(re.findall(r'"([A-Z][A-Z_]+)"', source))
     configuration = DESIGN.split("## Configuration", 1)[1]
     assert names and [n for n in sorted(names) if f"`{n}`" not in configuration] == []

@@ -35,11 +35,14 @@ from web.schemas import (
     AdminConcertOut,
     AdminPaymentOut,
     AdminSeatOut,
+    ClusterOut,
     ConcertDateDetail,
     ConcertIn,
+    GatewayOut,
     JournalOut,
     QueuePatch,
     QueueSettingsOut,
+    ShardOut,
     TotalsOut,
     instant,
 )
@@ -173,6 +176,23 @@ async def add_concert(call: Call) -> Response:
     )
 
 
+async def cluster(call: Call) -> Response:
+    view = await call.engine.cluster()
+    if view is None:
+        return json_response(ClusterOut(mode="embedded", shards=[], gateways=[]))
+    shards = [
+        ShardOut(
+            **{**dataclasses.asdict(s), "started_at": instant(s.started_at)},
+        )
+        for s in view.shards
+    ]
+    gateways = [
+        GatewayOut(**{**dataclasses.asdict(g), "started_at": instant(g.started_at)})
+        for g in view.gateways
+    ]
+    return json_response(ClusterOut(mode="cluster", shards=shards, gateways=gateways))
+
+
 async def metrics(call: Call) -> Response:
     text = generate_latest(call.runtime.metrics.registry)
     return Response(text, media_type=CONTENT_TYPE_LATEST)
@@ -216,6 +236,12 @@ def endpoints() -> list[Endpoint]:
             "Put a concert (or more dates of one) on sale",
             auth="admin", body=ConcertIn, responses={201: Out(AdminConcertOut)},
             errors=(DATE_ON_SALE,), tag="admin",
+        ),
+        Endpoint(
+            "GET", "/admin/cluster", cluster,
+            "Cluster mode: every shard (host, lease epoch, restarts, recovery time, health) "
+            "and every gateway; mode embedded and empty lists in one process",
+            auth="admin", responses={200: Out(ClusterOut)}, tag="admin",
         ),
         Endpoint(
             "GET", "/metrics", metrics, "Prometheus metrics",

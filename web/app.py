@@ -17,7 +17,7 @@ from starlette.staticfiles import StaticFiles
 from web import admin, api, openapi
 from web.dispatch import Dispatch
 from web.endpoints import EndpointApp
-from web.runtime import Runtime, StoreOpener, open_configured_store
+from web.runtime import EngineOpener, Runtime, open_embedded_engine
 from web.service import ServiceRoutes
 from web.settings import Settings
 
@@ -34,10 +34,10 @@ class ServiceApp(Dispatch):
 
 
 def create_app(
-    settings: Settings | None = None, *, store_opener: StoreOpener = open_configured_store
+    settings: Settings | None = None, *, engine_opener: EngineOpener = open_embedded_engine
 ) -> ServiceApp:
     settings = settings or Settings.from_env()
-    runtime = Runtime(settings, store_opener)
+    runtime = Runtime(settings, engine_opener)
     service = ServiceRoutes(runtime, settings.static_dir)
     endpoints = [*service.endpoints(), *api.endpoints(), *admin.endpoints()]
     service.set_openapi(

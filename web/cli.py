@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import os
 import resource
 import socket
 import sys
@@ -24,8 +25,9 @@ from types import FrameType
 
 import uvicorn
 
-from persistence.database import normalize_url
-from web.app import create_app
+from persistence.database import connect, ensure_schema, normalize_url
+from persistence.lease import LeaseHeld, blocker
+from web.app import ServiceApp, create_app
 from web.limits import Limits
 from web.logs import redact_tokens
 from web.protocol import Guard, protocol_class
@@ -74,6 +76,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
     )
+    serve.add_argument(
+        "--cluster",
+        action="store_true",
+        help="run as a cluster on Ray (as CLUSTER=ray does): shard hosts and gateways",
+    )
     return parser
 
 
@@ -105,11 +112,26 @@ def raise_open_files_limit() -> None:
 
 
 def serve(settings: Settings, log_level: str = "info") -> int:
+    """The embedded service: every actor in this process, on the database it owns alone."""
+    refusal = another_instance(settings.database_url)
+    if refusal is not None:
+        print(f"concert-queue: {refusal}", file=sys.stderr)
+        return 2
+    print(f"database: {settings.database_url}", flush=True)
+    return run_server(settings, create_app(settings), log_level)
+
+
+def run_server(
+    settings: Settings,
+    app: ServiceApp,
+    log_level: str = "info",
+    sockets: list[socket.socket] | None = None,
+) -> int:
+    """Serve `app` under uvicorn with the service's protocol, limits and drain, on
+    `settings.host:port` (or on `sockets` already bound); the exit status."""
     raise_open_files_limit()
     limits = Limits.for_process(settings)
     guard = Guard(limits)
-    app = create_app(settings)
-    runtime = app.runtime
     config = uvicorn.Config(
         app,
         host=settings.host,
@@ -129,7 +151,6 @@ def serve(settings: Settings, log_level: str = "info") -> int:
     )
     redact_tokens()  # uvicorn.Config has just configured its loggers
     print(f"concert-queue on {settings.url}", flush=True)
-    print(f"database: {settings.database_url}", flush=True)
     if settings.admin_token_generated:
         print(f"admin token (generated; set ADMIN_TOKEN to fix it): {settings.admin_token}")
     else:
@@ -139,19 +160,44 @@ def serve(settings: Settings, log_level: str = "info") -> int:
         f"{limits.max_head_bytes // 1024} KiB within {limits.head_timeout:g} s"
     )
     sys.stdout.flush()
-    server = DrainingServer(config, runtime, guard)
-    server.run()
+    server = DrainingServer(config, app.runtime, guard)
+    server.run(sockets=sockets)
     return 0 if server.started else 1
+
+
+def another_instance(url: str) -> str | None:
+    """Why this instance must not start: another one serves the database (persistence/lease.py).
+    None also when the database cannot be reached yet (the service then retries opening it)."""
+    engine = connect(url)
+    try:
+        ensure_schema(engine)
+        return blocker(engine, mode="exclusive")
+    except LeaseHeld as held:
+        return str(held)
+    except Exception:
+        return None
+    finally:
+        engine.dispose()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    clustered = args.cluster or os.environ.get("CLUSTER", "").lower() == "ray"
     try:
         settings = settings_from(args)
+        if clustered:
+            from cluster.settings import cluster_database_url
+
+            given = args.database_url or os.environ.get("DATABASE_URL") or None
+            settings = settings.replace(database_url=cluster_database_url(given))
     except SettingsError as error:
         print(f"concert-queue: {error}", file=sys.stderr)
         return 2
+    if clustered:
+        from cluster.launch import serve_cluster
+
+        return serve_cluster(settings, args.log_level)
     return serve(settings, args.log_level)
 
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
+import signal
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
@@ -23,6 +25,7 @@ from anyio.abc import TaskStatus
 from engine.face import Engine
 from engine.system import EngineSystem
 from persistence import Store, open_store
+from persistence.lease import ENGINE as ENGINE_LEASE
 from web.errors import UNAVAILABLE, UNAVAILABLE_RETRY_AFTER, ApiError
 from web.hub import GOING_AWAY, Hub
 from web.metrics import Metrics
@@ -30,9 +33,12 @@ from web.settings import Settings
 
 log = logging.getLogger(__name__)
 
-StoreOpener = Callable[[Settings], AbstractAsyncContextManager[Store]]
+# Opens the engine the service runs on, calling the given attach with it before it starts (so
+# that the hub and the metrics miss none of its events), and closes it on leaving.
+EngineOpener = Callable[[Settings, Callable[[Engine], None]], AbstractAsyncContextManager[Engine]]
 
 SHUTDOWN_TIMEOUT = 30.0
+FENCE_CHECK_EVERY = 1.0  # seconds between two looks at whether the journal was fenced
 
 
 # Young collections every 50,000 allocations rather than 700: a request allocates hundreds of
@@ -51,19 +57,45 @@ def freeze_long_lived() -> None:
     gc.freeze()
 
 
-def open_configured_store(settings: Settings) -> AbstractAsyncContextManager[Store]:
-    return open_store(settings.database_url, demo_seats=settings.engine.seats_per_date)
+@asynccontextmanager
+async def open_embedded_engine(
+    settings: Settings, attach: Callable[[Engine], None]
+) -> AsyncIterator[Engine]:
+    """The engine in this process, on the store named by `DATABASE_URL`: it owns every shard
+    of the journal (the `engine` lease), so no other instance runs beside it."""
+    async with open_store(
+        settings.database_url, demo_seats=settings.engine.seats_per_date, lease=ENGINE_LEASE
+    ) as store:
+        system = EngineSystem(
+            store.journal,
+            config=settings.engine,
+            catalog=await store.catalog(),
+            catalog_store=store,
+        )
+        attach(system)
+        async with system.running(), anyio.create_task_group() as tg:
+            tg.start_soon(_stop_once_fenced, store)
+            yield system
+            tg.cancel_scope.cancel()
+
+
+async def _stop_once_fenced(store: Store) -> None:
+    while not store.journal.fenced:
+        await anyio.sleep(FENCE_CHECK_EVERY)
+    # Another instance took the database over: this one must serve nothing more.
+    log.critical("%s; stopping this instance", store.journal.last_error)
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 class Runtime:
-    def __init__(self, settings: Settings, store_opener: StoreOpener = open_configured_store):
+    def __init__(self, settings: Settings, engine_opener: EngineOpener = open_embedded_engine):
         self.settings = settings
         self.hub = Hub(settings.engine.hold_seconds)
         self.metrics = Metrics(self)
-        self._system: EngineSystem | None = None
+        self._system: Engine | None = None
         self.startup_error: str | None = None
         self.draining = False
-        self._open = store_opener
+        self._open = engine_opener
         self._stop: anyio.Event | None = None
         self._done: anyio.Event | None = None
 
@@ -137,8 +169,8 @@ class Runtime:
         try:
             while not self._stop.is_set():
                 try:
-                    async with self._open(self.settings) as store:
-                        await self._serve(store)
+                    async with self._open(self.settings, self._attach) as engine:
+                        await self._serve(engine)
                     return
                 except Exception as error:
                     self.startup_error = f"{type(error).__name__}: {error}"
@@ -149,19 +181,16 @@ class Runtime:
         finally:
             self._done.set()
 
-    async def _serve(self, store: Store) -> None:
+    def _attach(self, engine: Engine) -> None:
+        self.hub.attach(engine)
+        self.metrics.attach(engine)
+
+    async def _serve(self, engine: Engine) -> None:
         assert self._stop is not None
-        catalog = await store.catalog()
-        system = EngineSystem(
-            store.journal, config=self.settings.engine, catalog=catalog, catalog_store=store
-        )
-        self.hub.attach(system)
-        self.metrics.attach(system)
-        async with system.running():
-            freeze_long_lived()
-            self._system, self.startup_error = system, None
-            dates = sum(len(c.dates) for c in system.concerts())
-            log.info("ready: %d concerts, %d dates", len(system.concerts()), dates)
-            await self._stop.wait()
-            log.info("stopping the actors and flushing the journal")
-        log.info("engine stopped")
+        freeze_long_lived()
+        self._system, self.startup_error = engine, None
+        concerts = engine.concerts()
+        dates = sum(len(c.dates) for c in concerts)
+        log.info("ready: %d concerts, %d dates", len(concerts), dates)
+        await self._stop.wait()
+        log.info("stopping the engine")

@@ -350,6 +350,9 @@ class ActorStatsOut(ResponseModel):
     latency_p99_ms: float
     latency_max_ms: float
     state: dict[str, Any] = Field(description="the actor's state summary")
+    host: str | None = Field(
+        default=None, description="the shard host that runs it, in cluster mode (else null)"
+    )
 
 
 class AdminSeatOut(ResponseModel):
@@ -405,6 +408,37 @@ class JournalOut(ResponseModel):
     events: int
     snapshots: int
     failures: int
+
+
+class ShardOut(ResponseModel):
+    shard: int
+    host: str | None = Field(description="shard-<n>@<node>:<pid>")
+    epoch: int = Field(description="of its journal lease, bumped by every (re)start")
+    restarts: int = Field(description="seen by the answering gateway since it started")
+    started_at: Instant | None
+    recovery_seconds: float | None
+    actors: int
+    healthy: bool
+    fenced: bool
+    reachable: bool
+    error: str | None
+    calls: int = Field(description="batched calls the answering gateway made to it")
+    commands: int = Field(description="commands those calls carried")
+
+
+class GatewayOut(ResponseModel):
+    index: int
+    node: str
+    pid: int
+    port: int = Field(description="its own port, beside the shared one")
+    started_at: Instant
+    websockets: int
+
+
+class ClusterOut(ResponseModel):
+    mode: Literal["embedded", "cluster"]
+    shards: list[ShardOut]
+    gateways: list[GatewayOut]
 
 
 class ActorsOut(ResponseModel):

@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import secrets
-from collections.abc import Sequence
 from typing import Any, Protocol, TypeVar
 
 import anyio
@@ -37,7 +36,7 @@ from engine.commands import (
     FindDebit,
     Lock,
     Pay,
-    Release,
+    PaymentStatusOf,
     Resolve,
     Sell,
     SoldTo,
@@ -55,7 +54,7 @@ from engine.domain.checkout import (
     Payment,
     Payments,
 )
-from engine.domain.seat_map import HELD, Locked, parse_reservation_id
+from engine.domain.seat_map import Locked, parse_reservation_id
 from engine.domain.waiting_room import PROCESSING, refusal_for
 from engine.errors import (
     NOT_FOUND,
@@ -81,13 +80,19 @@ _UNCONFIRMED = (JournalFailed, ActorUnavailable, Overloaded)
 
 
 class Directory(Protocol):
-    """How the checkout reaches the other actors (the engine provides it)."""
+    """How the checkout reaches the other actors, wherever they run (the engine provides it)."""
 
     async def ask(self, command: Command[R]) -> R: ...
 
     def has_date(self, concert_id: str, date: str) -> bool: ...
 
-    def reservations(self, user_id: str) -> Sequence[Reservation]: ...
+    async def release_holds(self, user_id: str) -> None:
+        """Release every hold the user still has, on every date (best effort)."""
+        ...
+
+
+def checkout_key(shard: int) -> str:
+    return f"checkout:{shard}"
 
 
 class CheckoutActor(Actor[Payments]):
@@ -104,7 +109,7 @@ class CheckoutActor(Actor[Payments]):
     ) -> None:
         self.directory = directory
         super().__init__(
-            f"checkout:{shard}",
+            checkout_key(shard),
             journal=journal,
             clock=clock,
             **config.actor_options(),
@@ -127,6 +132,9 @@ class CheckoutActor(Actor[Payments]):
                 return await self._pay(command)
             case Resolve(payment_id=pid):
                 return await self._resolve(pid)
+            case PaymentStatusOf(payment_id=pid):
+                payment = self.state.payments.get(pid)
+                return payment.status if payment is not None else None
         raise TypeError(f"unknown command {command!r}")
 
     def on_rebuilt(self) -> None:
@@ -216,10 +224,8 @@ class CheckoutActor(Actor[Payments]):
 
     async def _release_leftovers(self, user: str) -> None:
         """A completed token cannot pay again: free the buyer's other holds for everyone else."""
-        for held in self.directory.reservations(user):
-            if held.status == HELD:
-                with contextlib.suppress(EngineError):
-                    await self.directory.ask(Release(user, held.reservation_id))
+        with contextlib.suppress(EngineError):
+            await self.directory.release_holds(user)
 
     async def _resolve(self, pid: str) -> PaymentStatus:
         """Settle a STARTED payment from the wallet's durable record: its debit recorded ->

@@ -13,6 +13,10 @@ from engine.domain.wallet import Wallets
 from engine.journal import Journal
 
 
+def wallet_key(shard: int) -> str:
+    return f"wallet:{shard}"
+
+
 def shard_of(user_id: str, shards: int) -> int:
     # Python's hash() is salted per process; shards must be stable across restarts.
     return zlib.crc32(user_id.encode()) % shards
@@ -23,7 +27,7 @@ class WalletActor(Actor[Wallets]):
 
     def __init__(self, shard: int, config: EngineConfig, *, journal: Journal, clock: Clock):
         super().__init__(
-            f"wallet:{shard}",
+            wallet_key(shard),
             journal=journal,
             clock=clock,
             **config.actor_options(),

@@ -12,6 +12,7 @@ from typing import Any, ClassVar, Final
 
 from engine.errors import IDEMPOTENCY_CONFLICT, Refused
 from engine.events import Event, register
+from engine.snapshots import SnapshotFormat, columns, rows
 from engine.views import PaymentStatus, PaymentView, Scalar
 
 MAX_RESERVATIONS_PER_PAYMENT = 50
@@ -70,6 +71,42 @@ class Payment:
             self.reservation_ids,
             self.failure,
         )
+
+
+# Version 1: {"version": 1, "payments": table of every payment, in the order they started}.
+_PAYMENT_COLUMNS = (
+    "payment_id",
+    "user_id",
+    "reservation_ids",
+    "key",
+    "status",
+    "amount",
+    "balance",
+    "failure",
+)
+
+
+def _upgrade_v0(data: dict[str, Any]) -> dict[str, Any]:
+    """Version 0 wrote each payment as a positional row, its values in the order named here
+    (that order is history)."""
+    return {
+        "payments": columns(
+            data["payments"],
+            (
+                "payment_id",
+                "user_id",
+                "reservation_ids",
+                "key",
+                "status",
+                "amount",
+                "balance",
+                "failure",
+            ),
+        )
+    }
+
+
+SNAPSHOT = SnapshotFormat("checkout", 1, {0: _upgrade_v0})
 
 
 class Payments:
@@ -131,26 +168,34 @@ class Payments:
         return None
 
     def to_snapshot(self) -> dict[str, Any]:
-        return {
-            "payments": [
-                [
-                    p.payment_id,
-                    p.user_id,
-                    list(p.reservation_ids),
-                    p.key,
-                    p.status,
-                    p.amount,
-                    p.balance,
-                    p.failure,
-                ]
-                for p in self.payments.values()
-            ]
-        }
+        return SNAPSHOT.write(
+            payments=columns(
+                (
+                    (
+                        p.payment_id,
+                        p.user_id,
+                        list(p.reservation_ids),
+                        p.key,
+                        p.status,
+                        p.amount,
+                        p.balance,
+                        p.failure,
+                    )
+                    for p in self.payments.values()
+                ),
+                _PAYMENT_COLUMNS,
+            )
+        )
 
     def load_snapshot(self, data: dict[str, Any]) -> None:
+        """Take the state of a snapshot of any version `SNAPSHOT` reads (raises
+        `SnapshotRefused` for others)."""
+        data = SNAPSHOT.read(data)
         self.payments = {}
         self.by_key = {}
-        for pid, user, rids, key, status, amount, balance, failure in data["payments"]:
+        for pid, user, rids, key, status, amount, balance, failure in rows(
+            data["payments"], _PAYMENT_COLUMNS
+        ):
             self.payments[pid] = Payment(
                 pid, user, tuple(rids), key, status, amount, balance, failure
             )

@@ -19,6 +19,7 @@ from engine.errors import (
     Refused,
 )
 from engine.events import Event, register
+from engine.snapshots import SnapshotFormat, columns, rows
 from engine.views import Scalar, SeatStatus
 
 AVAILABLE: Final = "AVAILABLE"
@@ -104,6 +105,27 @@ class Locked:
     seats: tuple[int, ...]
     reservation_ids: tuple[str, ...]
     amount: int
+
+
+# Version 1: {"version": 1, "holds_made": int, "seats": table of every seat not AVAILABLE,
+# "ended": table of the ended holds remembered, oldest first}.
+_SEAT_COLUMNS = ("number", "status", "user_id", "reservation_id", "until", "payment_id")
+_ENDED_COLUMNS = ("reservation_id", "user_id", "how")
+
+
+def _upgrade_v0(data: dict[str, Any]) -> dict[str, Any]:
+    """Version 0 wrote each seat and each ended hold as a positional row, its values in the
+    order named here (that order is history: it stays whatever the current columns become)."""
+    return {
+        "holds_made": data["holds_made"],
+        "seats": columns(
+            data["seats"], ("number", "status", "user_id", "reservation_id", "until", "payment_id")
+        ),
+        "ended": columns(data["ended"], ("reservation_id", "user_id", "how")),
+    }
+
+
+SNAPSHOT = SnapshotFormat("seat map", 1, {0: _upgrade_v0})
 
 
 class SeatMap:
@@ -316,22 +338,32 @@ class SeatMap:
     # -- snapshots and stats -----------------------------------------------------------------
 
     def to_snapshot(self) -> dict[str, Any]:
-        return {
-            "holds_made": self.holds_made,
-            "seats": [
-                [s.number, s.status, s.user_id, s.reservation_id, s.until, s.payment_id]
-                for s in self.seats
-                if s.status != AVAILABLE
-            ],
-            "ended": [[rid, user, how] for rid, (user, how) in self.ended.items()],
-        }
+        return SNAPSHOT.write(
+            holds_made=self.holds_made,
+            seats=columns(
+                (
+                    (s.number, s.status, s.user_id, s.reservation_id, s.until, s.payment_id)
+                    for s in self.seats
+                    if s.status != AVAILABLE
+                ),
+                _SEAT_COLUMNS,
+            ),
+            ended=columns(
+                ((rid, user, how) for rid, (user, how) in self.ended.items()), _ENDED_COLUMNS
+            ),
+        )
 
     def load_snapshot(self, data: dict[str, Any]) -> None:
+        """Take the state of a snapshot of any version `SNAPSHOT` reads (raises
+        `SnapshotRefused` for others)."""
+        data = SNAPSHOT.read(data)
         self.holds_made = data["holds_made"]
-        for number, status, user, rid, until, pid in data["seats"]:
+        for number, status, user, rid, until, pid in rows(data["seats"], _SEAT_COLUMNS):
             self.seats[number - 1] = Seat(number, status, user, rid, until, pid)
             self.by_user.setdefault(user, set()).add(number)
-        self.ended = OrderedDict((rid, (user, how)) for rid, user, how in data["ended"])
+        self.ended = OrderedDict(
+            (rid, (user, how)) for rid, user, how in rows(data["ended"], _ENDED_COLUMNS)
+        )
         self._deadline_stale = True
 
     def summary(self) -> dict[str, Scalar]:

@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 from engine.domain.waiting_room import PROCESSING, refusal_for
 from engine.errors import IDEMPOTENCY_CONFLICT, INSUFFICIENT_BALANCE, VALIDATION_ERROR, Refused
 from engine.events import Event, register
+from engine.snapshots import SnapshotFormat, columns, rows
 from engine.views import Scalar, TokenStatus
 
 MAX_CHARGE = 10**9
@@ -34,6 +35,28 @@ class Debited(Event):
     user_id: str
     amount: int
     payment_id: str
+
+
+# Version 1: {"version": 1, "balances": {user: balance}, "charges": table of the charges made
+# with an Idempotency-Key, "debits": table of the debits by payment, "totals": {charged,
+# debited}}.
+_CHARGE_COLUMNS = ("user_id", "key", "amount", "balance_after")
+_DEBIT_COLUMNS = ("payment_id", "user_id", "amount")
+
+
+def _upgrade_v0(data: dict[str, Any]) -> dict[str, Any]:
+    """Version 0 wrote charges, debits and totals as positional rows, their values in the
+    order named here (that order is history)."""
+    charged, debited = data["totals"]
+    return {
+        "balances": data["balances"],
+        "charges": columns(data["charges"], ("user_id", "key", "amount", "balance_after")),
+        "debits": columns(data["debits"], ("payment_id", "user_id", "amount")),
+        "totals": {"charged": charged, "debited": debited},
+    }
+
+
+SNAPSHOT = SnapshotFormat("wallet", 1, {0: _upgrade_v0})
 
 
 class Wallets:
@@ -103,18 +126,24 @@ class Wallets:
         return None
 
     def to_snapshot(self) -> dict[str, Any]:
-        return {
-            "balances": dict(self.balances),
-            "charges": [[u, k, a, b] for (u, k), (a, b) in self.charges.items()],
-            "debits": [[pid, u, a] for pid, (u, a) in self.debits.items()],
-            "totals": [self.charged_total, self.debited_total],
-        }
+        return SNAPSHOT.write(
+            balances=dict(self.balances),
+            charges=columns(
+                ((u, k, a, b) for (u, k), (a, b) in self.charges.items()), _CHARGE_COLUMNS
+            ),
+            debits=columns(((pid, u, a) for pid, (u, a) in self.debits.items()), _DEBIT_COLUMNS),
+            totals={"charged": self.charged_total, "debited": self.debited_total},
+        )
 
     def load_snapshot(self, data: dict[str, Any]) -> None:
+        """Take the state of a snapshot of any version `SNAPSHOT` reads (raises
+        `SnapshotRefused` for others)."""
+        data = SNAPSHOT.read(data)
         self.balances = dict(data["balances"])
-        self.charges = {(u, k): (a, b) for u, k, a, b in data["charges"]}
-        self.debits = {pid: (u, a) for pid, u, a in data["debits"]}
-        self.charged_total, self.debited_total = data["totals"]
+        self.charges = {(u, k): (a, b) for u, k, a, b in rows(data["charges"], _CHARGE_COLUMNS)}
+        self.debits = {pid: (u, a) for pid, u, a in rows(data["debits"], _DEBIT_COLUMNS)}
+        self.charged_total = data["totals"]["charged"]
+        self.debited_total = data["totals"]["debited"]
 
     def summary(self) -> dict[str, Scalar]:
         return {

@@ -11,14 +11,14 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import anyio
 import httpx
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.typing import Subprotocol
 
-from tests.api.server import ADMIN_TOKEN, Server
+from tests.api.server import ADMIN_TOKEN
 
 T = TypeVar("T")
 
@@ -54,8 +54,18 @@ class User:
         return bearer(self.token)
 
 
+class Target(Protocol):
+    """Where requests go: a server, or one gateway of a cluster."""
+
+    @property
+    def url(self) -> str: ...
+
+    @property
+    def ws_url(self) -> str: ...
+
+
 class Api:
-    def __init__(self, server: Server, http: httpx.AsyncClient) -> None:
+    def __init__(self, server: Target, http: httpx.AsyncClient) -> None:
         self.server = server
         self.http = http
         self.url = server.url
@@ -203,7 +213,7 @@ def error_code(response: httpx.Response) -> str:
 
 @asynccontextmanager
 async def websocket(
-    server: Server, token: str | None, *, in_query: bool = False
+    server: Target, token: str | None, *, in_query: bool = False
 ) -> AsyncIterator[ClientConnection]:
     """A websocket with `token` offered as the page does (the subprotocol `token.<token>`
     beside `concert-queue`), or in the query string."""

@@ -43,6 +43,7 @@ class Server:
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
     starts: int = 0
+    start_timeout: float = START_TIMEOUT
 
     @property
     def url(self) -> str:
@@ -88,7 +89,7 @@ class Server:
     def wait(self, path: str) -> None:
         assert self.process is not None
         wait_until_answers(
-            self.process, self.url + path, self.log, timeout=START_TIMEOUT, poll=0.05
+            self.process, self.url + path, self.log, timeout=self.start_timeout, poll=0.05
         )
 
     def log(self) -> str:
@@ -122,10 +123,13 @@ def running_server(
     wait_ready: bool = True,
     log_level: str = "warning",
     open_files: int | None = None,
+    start_timeout: float = START_TIMEOUT,
 ) -> Iterator[Server]:
     """A started server in `directory` (made if need be), stopped when the block ends."""
     directory.mkdir(parents=True, exist_ok=True)
-    server = Server(directory, env, log_level=log_level, open_files=open_files)
+    server = Server(
+        directory, env, log_level=log_level, open_files=open_files, start_timeout=start_timeout
+    )
     try:
         server.start(wait_ready=wait_ready)
         yield server

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from openapi_spec_validator.validation import OpenAPIV31SpecValidator
 from websockets.exceptions import ConnectionClosed
 
 from tests.api.client import Api, error_code, eventually, next_message, websocket
 from tests.api.conftest import StartServer
+from tests.api.server import Server
 from web.settings import STATIC_DIR
 
 pytestmark = pytest.mark.anyio
@@ -277,3 +280,16 @@ async def test_not_ready_while_the_database_cannot_be_opened(
         with pytest.raises(ConnectionClosed):
             await next_message(ws)
         assert ws.close_code == 1013
+
+
+def test_a_second_instance_on_the_same_database_is_refused_at_start(
+    start_server: StartServer, tmp_path: Path
+) -> None:
+    first = start_server({})
+    second = Server(tmp_path / "second", {"DATABASE_URL": first.database_url})
+    second.directory.mkdir()
+    with pytest.raises(RuntimeError, match="exited early"):
+        second.start(wait_ready=False)
+    assert second.process is not None and second.process.wait(timeout=10) == 2
+    assert "another instance serves this database" in second.log()
+    assert httpx.get(first.url + "/readyz").status_code == 200  # the first serves on

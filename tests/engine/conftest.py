@@ -1,4 +1,5 @@
-"""Fixtures for engine tests: a whole engine on a manual clock and an in-memory journal."""
+"""Fixtures for engine tests: a whole engine on a manual clock and an in-memory journal, each
+async test on asyncio and on trio."""
 
 from __future__ import annotations
 
@@ -12,11 +13,19 @@ from engine.config import EngineConfig
 from engine.journal import MemoryJournal
 from engine.system import EngineSystem
 from tests.commands import join
+from tests.support import BACKENDS, manual_clock
 
 CONCERT = "aurora"
 DATE = "2027-01-15"
 OTHER_DATE = "2027-01-16"
 PRICE = 120
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def anyio_backend(request: pytest.FixtureRequest) -> str:
+    """Every async test here runs on each backend the engine supports."""
+    backend: str = request.param
+    return backend
 
 
 def catalog(seats: int = 50) -> list[ConcertInfo]:
@@ -35,7 +44,7 @@ def catalog(seats: int = 50) -> list[ConcertInfo]:
 
 @pytest.fixture
 def clock() -> ManualClock:
-    return ManualClock()
+    return manual_clock()
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine.catalog import ConcertDateInfo, ConcertInfo
-from engine.clock import ManualClock
 from engine.config import EngineConfig
 from engine.domain.seat_map import SOLD, HoldExpired, HoldReleased, SeatHeld, SeatsSold
 from engine.domain.wallet import Debited
@@ -22,6 +21,7 @@ from engine.errors import EngineError
 from engine.journal import MemoryJournal
 from engine.system import EngineSystem
 from tests.commands import charge, hold, join, pay, release
+from tests.support import manual_clock
 
 USERS = [f"user{i}" for i in range(6)]
 DATES = ["2027-02-01", "2027-02-02"]
@@ -52,7 +52,7 @@ class Ledger:
 
 
 async def play(script: Script) -> tuple[EngineSystem, Ledger, MemoryJournal]:
-    clock = ManualClock()
+    clock = manual_clock()
     journal = MemoryJournal()
     config = EngineConfig(
         hold_seconds=30,
@@ -140,6 +140,6 @@ def check_invariants(system: EngineSystem, ledger: Ledger, journal: MemoryJourna
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(batches)
 def test_random_interleavings_keep_seats_single_and_money_conserved(
-    script: Script,
+    anyio_backend: str, script: Script
 ) -> None:
-    anyio.run(play, script)
+    anyio.run(play, script, backend=anyio_backend)

@@ -23,6 +23,7 @@ from engine.system import EngineSystem
 from engine.views import PaymentResult
 from tests.commands import charge, hold, join, pay
 from tests.engine.conftest import CONCERT, DATE, OTHER_DATE, PRICE, admitted, catalog
+from tests.support import manual_clock
 
 pytestmark = pytest.mark.anyio
 
@@ -36,7 +37,7 @@ COMPLETION = 7
 
 async def appends_of_a_clean_payment(config: EngineConfig) -> int:
     journal = MemoryJournal()
-    clock = ManualClock()
+    clock = manual_clock()
     system = EngineSystem(journal, config=config, clock=clock, catalog=catalog())
     async with system.running():
         _, rids = await ready_to_pay(system, clock)
@@ -94,7 +95,7 @@ async def test_a_fault_at_any_commit_of_a_payment_keeps_the_books_and_the_retry_
     assert await appends_of_a_clean_payment(config) == STEPS
     for step in range(STEPS):
         journal = MemoryJournal()
-        clock = ManualClock()
+        clock = manual_clock()
         system = EngineSystem(journal, config=config, clock=clock, catalog=catalog())
         async with system.running():
             token, rids = await ready_to_pay(system, clock)

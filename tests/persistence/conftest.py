@@ -1,4 +1,5 @@
-"""Fixtures for persistence tests: every test runs once on SQLite and once on PostgreSQL.
+"""Fixtures for persistence tests: every test runs on SQLite and on PostgreSQL, and every async
+test on asyncio and on trio.
 
 SQLite gets a fresh file per test. PostgreSQL (`DATABASE_URL_TEST`) gets a fresh schema per
 test, selected through the connection's `search_path`, and dropped afterwards. Locally the
@@ -22,12 +23,20 @@ from engine.config import EngineConfig
 from engine.system import EngineSystem
 from persistence import open_store
 from tests.postgres import fresh_postgres_schema, postgres_base_url
+from tests.support import BACKENDS
 
 CONCERT = "aurora"
 DATE = "2030-01-15"
 OTHER_DATE = "2030-01-16"
 PRICE = 120
 SEATS = 20
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def anyio_backend(request: pytest.FixtureRequest) -> str:
+    """Every async test here runs on each backend the engine supports."""
+    backend: str = request.param
+    return backend
 
 
 def catalog() -> list[ConcertInfo]:

@@ -89,6 +89,21 @@ async def test_recovery_reads_the_latest_snapshot_and_only_the_records_after_it(
     assert [r.actor_seq for r in only_one["wallet:1"].records] == [1]
 
 
+@pytest.mark.parametrize("keys", [["wallet:0"], None], ids=["one-actor", "every-actor"])
+async def test_a_load_without_snapshots_returns_every_record_of_each_actor(
+    database_url: str, keys: list[str] | None
+) -> None:
+    async with open_store(database_url, seed_demo=False) as store:
+        journal = store.journal
+        journal.append([charge("wallet:0", n) for n in range(1, 6)])
+        journal.save_snapshot(Snapshot("wallet:0", 4, {"version": 99}))
+        await journal.append([charge("wallet:1", 1)]).wait()
+        histories = await journal.load(keys, snapshots=False)
+    assert histories["wallet:0"].snapshot is None
+    assert [r.actor_seq for r in histories["wallet:0"].records] == [1, 2, 3, 4, 5]
+    assert list(histories) == (["wallet:0"] if keys else ["wallet:0", "wallet:1"])
+
+
 async def test_closing_the_store_commits_everything_queued(database_url: str) -> None:
     async with open_store(database_url, seed_demo=False) as store:
         for n in range(1, 1001):

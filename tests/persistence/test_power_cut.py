@@ -18,7 +18,6 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import SQLModel
 
-from engine.clock import ManualClock
 from engine.domain.checkout import COMPLETED, STARTED
 from engine.domain.seat_map import AVAILABLE, CHECKOUT, HELD, SOLD
 from engine.system import EngineSystem
@@ -35,6 +34,7 @@ from tests.persistence.conftest import (
     engine_config,
     engine_on,
 )
+from tests.support import manual_clock
 
 pytestmark = pytest.mark.anyio
 
@@ -65,7 +65,7 @@ async def engine_with_power_cut(url: str, survive: int) -> AsyncIterator[PowerCu
     try:
         async with anyio.create_task_group() as tg:
             await tg.start(journal.run)
-            system = EngineSystem(journal, config=CONFIG, clock=ManualClock(), catalog=catalog())
+            system = EngineSystem(journal, config=CONFIG, clock=manual_clock(), catalog=catalog())
             async with system.running():
                 await pay_for_two_dates(system)
             await journal.close()
@@ -132,7 +132,7 @@ async def test_a_crash_at_any_commit_of_a_payment_leaves_it_all_or_nothing(
         engine.dispose()
         async with engine_with_power_cut(database_url, survive):
             pass
-        async with engine_on(database_url, ManualClock(), CONFIG) as system:
+        async with engine_on(database_url, manual_clock(), CONFIG) as system:
             outcomes.append(assert_payment_is_all_or_nothing(system))
     assert total > 20  # records and snapshots of every step of the flow
     assert outcomes[-1] is True and outcomes[0] is False

@@ -1,0 +1,231 @@
+"""A shard host: one Ray actor per shard, running the engine's actors of that shard.
+
+The host opens the shared journal on PostgreSQL under its shard's lease (taking it over: the
+epoch fences whoever had it, persistence/lease.py), recovers its actors (snapshots, then
+events) and only then serves. Commands arrive in batches (`ask_many`, cluster/client.py) and
+each is run by the engine exactly as in one process; the answers go back once durable. Each
+group commit's rows are published on the bus for the gateways. Commands for another shard's
+actors (a checkout's steps on a date elsewhere) go to that shard's host.
+
+Ray restarts a host that dies (the launcher creates it with unlimited restarts); the new
+instance recovers before it answers. A host whose lease was taken over (a paused process
+that woke up after its replacement started) commits nothing, so every command it still gets
+fails, and no client ever gets an answer from it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import os
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from cluster.bus import Publisher, channels
+from cluster.client import RayPeers, ShardClient
+from cluster.wire import Answer, failure_of
+from engine.commands import Command
+from engine.config import EngineConfig
+from engine.placement import Placement
+from engine.system import EngineSystem
+from engine.views import ActorDetail, ActorStats, JournalStats, Totals
+from persistence import open_store
+from persistence.lease import shard_lease
+
+log = logging.getLogger(__name__)
+
+
+def host_name(shard: int) -> str:
+    """The Ray actor name of a shard's host."""
+    return f"shard-{shard}"
+
+
+@dataclass(frozen=True, slots=True)
+class HostInfo:
+    """What `/admin/cluster` shows of a host."""
+
+    shard: int
+    node: str
+    pid: int
+    epoch: int
+    started_at: float
+    recovery_seconds: float
+    actors: int
+    healthy: bool
+    fenced: bool
+    published: int
+
+
+@dataclass(frozen=True, slots=True)
+class HostFigures:
+    info: HostInfo
+    actors: tuple[ActorStats, ...]
+    journal: JournalStats
+    totals: Totals
+
+
+class ShardHost:
+    """The body of the Ray actor `shard-<n>` (made remote by cluster/launch.py)."""
+
+    def __init__(
+        self,
+        shard: int,
+        shards: int,
+        database_url: str,
+        redis_url: str,
+        config: EngineConfig,
+        namespace: str,
+    ) -> None:
+        self.shard = shard
+        self.placement = Placement(shards, shard)
+        self.database_url = database_url
+        self.redis_url = redis_url
+        self.config = config
+        self.namespace = namespace
+        self._system: EngineSystem | None = None
+        self._ready: asyncio.Event | None = None
+        self._failed: BaseException | None = None
+        self._stop: asyncio.Event | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._info: HostInfo | None = None
+        self._publisher: Publisher | None = None
+
+    # -- life --------------------------------------------------------------------------------
+
+    async def start(self) -> HostInfo:
+        """Recover (once; every call after the first waits for the same recovery)."""
+        if self._ready is None:
+            self._ready = asyncio.Event()
+            self._stop = asyncio.Event()
+            self._task = asyncio.get_running_loop().create_task(self._serve())
+        await self._ready.wait()
+        if self._failed is not None:
+            raise RuntimeError(f"shard {self.shard} could not start: {self._failed}")
+        assert self._info is not None
+        return self._info
+
+    async def stop(self) -> None:
+        """Finish what is queued, flush the journal, give the lease up."""
+        if self._stop is not None and self._task is not None:
+            self._stop.set()
+            await self._task
+
+    async def _serve(self) -> None:
+        assert self._ready is not None and self._stop is not None
+        started = time.time()
+        try:
+            async with open_store(
+                self.database_url,
+                seed_demo=False,
+                lease=shard_lease(self.shard),
+                lease_mode="takeover",
+            ) as store:
+                peers = RayPeers(await self._peers(), self.shard)
+                system = EngineSystem(
+                    store.journal,
+                    config=self.config,
+                    catalog=await store.catalog(),
+                    placement=self.placement,
+                    peers=peers,
+                )
+                events, _ = channels(self.database_url)
+                publisher = self._publisher = Publisher(self.redis_url, events)
+                store.journal.on_committed(publisher.publish)
+                async with system.running():
+                    lease = store.journal.lease
+                    self._system = system
+                    self._info = HostInfo(
+                        shard=self.shard,
+                        node=os.uname().nodename,
+                        pid=os.getpid(),
+                        epoch=lease.epoch if lease is not None else 0,
+                        started_at=started,
+                        recovery_seconds=round(time.time() - started, 3),
+                        actors=len(system.all_actors()),
+                        healthy=True,
+                        fenced=False,
+                        published=0,
+                    )
+                    log.info("shard %d ready in %.2f s", self.shard, time.time() - started)
+                    self._ready.set()
+                    publishing = asyncio.get_running_loop().create_task(publisher.run())
+                    try:
+                        await self._stop.wait()
+                    finally:
+                        publishing.cancel()
+                        with contextlib.suppress(asyncio.CancelledError):
+                            await publishing
+                        await publisher.close()
+        except BaseException as error:
+            log.exception("shard %d failed", self.shard)
+            self._failed = error
+            self._ready.set()
+            raise
+
+    async def _peers(self) -> dict[int, ShardClient]:
+        import ray
+
+        clients = {}
+        for shard in range(self.placement.shards):
+            if shard == self.shard:
+                continue
+            handle = ray.get_actor(host_name(shard), namespace=self.namespace)
+            clients[shard] = ShardClient(shard, handle)
+        return clients
+
+    # -- the engine's commands ------------------------------------------------------------------
+
+    async def ask_many(self, commands: list[Command[Any]]) -> list[Answer]:
+        """Run every command (concurrently, each on its actor); their answers, in order."""
+        system = await self._system_ready()
+        return list(await asyncio.gather(*(self._answer(system, c) for c in commands)))
+
+    @staticmethod
+    async def _answer(system: EngineSystem, command: Command[Any]) -> Answer:
+        try:
+            return True, await system.ask(command)
+        except Exception as error:
+            return False, failure_of(error)
+
+    async def release_holds(self, user_id: str) -> None:
+        (await self._system_ready()).release_local_holds(user_id)
+
+    async def add_concert(self, concert: Any) -> None:
+        """Start the actors of this shard's dates of a concert already durable in the
+        catalog (a gateway wrote it)."""
+        await (await self._system_ready()).add_concert(concert)
+
+    async def _system_ready(self) -> EngineSystem:
+        await self.start()
+        assert self._system is not None
+        return self._system
+
+    # -- what the gateways and the admin read --------------------------------------------------
+
+    async def heads(self) -> dict[str, int]:
+        """Every actor's latest sequence number (for the gateways' heads check)."""
+        system = await self._system_ready()
+        return {actor.key: actor.seq for actor in system.all_actors()}
+
+    async def figures(self) -> HostFigures:
+        system = await self._system_ready()
+        assert self._info is not None
+        journal = system.journal_stats()
+        actors = system.actor_stats()
+        published = self._publisher.published if self._publisher is not None else 0
+        info = dataclasses.replace(
+            self._info,
+            healthy=journal.healthy,
+            fenced=journal.last_error is not None and journal.last_error.startswith("fenced"),
+            published=published,
+        )
+        return HostFigures(info, actors, journal, system.totals(actors))
+
+    async def actor_detail(self, key: str) -> ActorDetail | None:
+        return (await self._system_ready()).actor_detail(key)
+
+    def pid(self) -> int:
+        return os.getpid()
