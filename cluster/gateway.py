@@ -7,7 +7,9 @@ offers it (cluster/face.py): commands to the shard hosts, reads from a replica o
 fed by the shards' events, its own websockets and rank passes. It keeps nothing of its own:
 any gateway can answer any request, and one that dies only takes its open connections with
 it. Every gateway listens on the shared port (SO_REUSEPORT: the kernel spreads connections)
-and on a port of its own, `PORT + 1 + index`, for checks and tests that want one gateway.
+and on a port of its own, `PORT + 1 + index`, for checks and tests that want one gateway. It
+listens on the shared port only once it serves (recovered hosts, loaded replica), so a gateway
+(re)starting takes no connections it would answer 503.
 """
 
 from __future__ import annotations
@@ -135,10 +137,8 @@ def main() -> int:
         shard: ray.get_actor(host_name(shard), namespace=NAMESPACE)
         for shard in range(cluster.shards)
     }
-    sockets = [
-        listening_socket(settings.host, settings.port, shared=True),
-        listening_socket(settings.host, own_port(settings.port, index), shared=False),
-    ]
+    shared = listening_socket(settings.host, settings.port, shared=True)
+    own = listening_socket(settings.host, own_port(settings.port, index), shared=False)
     holder: list[Callable[[], int]] = []
     opener = functools.partial(
         open_cluster_engine,
@@ -149,7 +149,7 @@ def main() -> int:
     )
     app = create_app(settings, engine_opener=opener)
     holder.append(lambda: app.runtime.hub.count)
-    return run_server(settings, app, log_level, sockets=sockets)
+    return run_server(settings, app, log_level, sockets=[own], when_ready=[shared])
 
 
 if __name__ == "__main__":

@@ -148,8 +148,10 @@ def serve_cluster(settings: Settings, log_level: str = "info") -> int:
         print(f"concert-queue: {held}", file=sys.stderr)
         return 2
     started_ray = cluster.ray_address is None
+    # "local", not None: None would join whatever cluster `ray start` last left in
+    # /tmp/ray/ray_current_cluster on this machine, dead or someone else's.
     ray.init(
-        address=cluster.ray_address,
+        address=cluster.ray_address or "local",
         namespace=NAMESPACE,
         include_dashboard=False,
         logging_level=logging.WARNING,

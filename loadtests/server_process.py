@@ -58,9 +58,15 @@ class ServerProcess:
     """`python -m <module> --port P --database-url URL` with `env` added to the environment."""
 
     def __init__(
-        self, module: str, directory: Path, env: dict[str, str], database_url: str = ""
+        self,
+        module: str,
+        directory: Path,
+        env: dict[str, str],
+        database_url: str = "",
+        start_timeout: float = START_TIMEOUT,
     ) -> None:
         self.module = module
+        self.start_timeout = start_timeout
         self.directory = directory
         self.env = env
         self.port = free_port()
@@ -89,7 +95,7 @@ class ServerProcess:
             )
         try:
             wait_until_answers(
-                self.process, self.url + "/readyz", self.log, timeout=START_TIMEOUT, poll=poll
+                self.process, self.url + "/readyz", self.log, timeout=self.start_timeout, poll=poll
             )
         except RuntimeError:
             self.stop()
@@ -110,6 +116,21 @@ class ServerProcess:
             return 0.0
         times = psutil.Process(self.process.pid).cpu_times()
         return times.user + times.system
+
+    def tree_cpu_seconds(self) -> float:
+        """CPU time used so far by the server and every process under it (a cluster's gateways,
+        Ray's own processes and its workers), those still running."""
+        if self.process is None:
+            return 0.0
+        total = 0.0
+        root = psutil.Process(self.process.pid)
+        for process in [root, *root.children(recursive=True)]:
+            try:
+                times = process.cpu_times()
+            except psutil.NoSuchProcess:
+                continue
+            total += times.user + times.system + times.children_user + times.children_system
+        return total
 
     def rss_bytes(self) -> int:
         if self.process is None:

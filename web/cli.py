@@ -14,6 +14,7 @@ connection limit), and no log line carries a token (web.logs).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import logging
 import os
@@ -30,12 +31,13 @@ from persistence.lease import LeaseHeld, blocker
 from web.app import ServiceApp, create_app
 from web.limits import Limits
 from web.logs import redact_tokens
-from web.protocol import Guard, protocol_class
+from web.protocol import Guard, GuardedHttpToolsProtocol, protocol_class
 from web.runtime import Runtime
 from web.settings import Settings, SettingsError
 
 GRACEFUL_SHUTDOWN_SECONDS = 15
 WS_MAX_MESSAGE = 16 * 1024
+READY_POLL_SECONDS = 0.1
 BACKLOG = 4096  # a crowd of browsers connecting at once (net.core.somaxconn caps it)
 
 
@@ -47,10 +49,44 @@ class DrainingServer(uvicorn.Server):
     let the hub say "going away", then let uvicorn finish the rest.
     """
 
-    def __init__(self, config: uvicorn.Config, runtime: Runtime, guard: Guard) -> None:
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        runtime: Runtime,
+        protocol: type[GuardedHttpToolsProtocol],
+        when_ready: Sequence[socket.socket] = (),
+    ) -> None:
         super().__init__(config)
         self.runtime = runtime
-        self.guard = guard
+        self.protocol = protocol
+        self.guard = protocol.guard
+        self.when_ready = list(when_ready)
+        self._joining: asyncio.Task[None] | None = None
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.when_ready and self.started:
+            self._joining = asyncio.create_task(self._listen_once_ready())
+
+    async def _listen_once_ready(self) -> None:
+        """Listen on `when_ready` once the runtime serves. A gateway sharing a port with others
+        (SO_REUSEPORT) joins it only then: until it listens the kernel hands its share of new
+        connections to the gateways that can answer them, not to one that would say 503."""
+        while not self.runtime.ready:
+            await asyncio.sleep(READY_POLL_SECONDS)
+        config, protocol = self.config, self.protocol
+
+        def create_protocol(_loop: asyncio.AbstractEventLoop | None = None) -> asyncio.Protocol:
+            # As uvicorn's startup builds its protocols.
+            return protocol(
+                config=config, server_state=self.server_state, app_state=self.lifespan.state,
+                _loop=_loop,
+            )  # fmt: skip
+
+        loop = asyncio.get_running_loop()
+        for sock in self.when_ready:
+            server = await loop.create_server(create_protocol, sock=sock, backlog=config.backlog)
+            self.servers.append(server)
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         super().handle_exit(sig, frame)
@@ -59,6 +95,10 @@ class DrainingServer(uvicorn.Server):
         self._captured_signals.clear()
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        if self._joining is not None:
+            self._joining.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._joining
         self.guard.stop(self.server_state.connections)
         for server in self.servers:
             server.close()
@@ -126,18 +166,20 @@ def run_server(
     app: ServiceApp,
     log_level: str = "info",
     sockets: list[socket.socket] | None = None,
+    when_ready: Sequence[socket.socket] = (),
 ) -> int:
     """Serve `app` under uvicorn with the service's protocol, limits and drain, on
-    `settings.host:port` (or on `sockets` already bound); the exit status."""
+    `settings.host:port` (or on `sockets` already bound, and on `when_ready` once the service is
+    ready); the exit status."""
     raise_open_files_limit()
     limits = Limits.for_process(settings)
-    guard = Guard(limits)
+    protocol = protocol_class(Guard(limits))
     config = uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
         loop="uvloop",
-        http=protocol_class(guard),
+        http=protocol,
         ws="websockets-sansio",
         ws_max_size=WS_MAX_MESSAGE,
         # Messages are a few dozen bytes: compressing each one for 10,000 sockets costs CPU
@@ -160,7 +202,7 @@ def run_server(
         f"{limits.max_head_bytes // 1024} KiB within {limits.head_timeout:g} s"
     )
     sys.stdout.flush()
-    server = DrainingServer(config, app.runtime, guard)
+    server = DrainingServer(config, app.runtime, protocol, when_ready)
     server.run(sockets=sockets)
     return 0 if server.started else 1
 
