@@ -96,7 +96,7 @@ class Engine(Protocol):
 
     async def add_concert(self, concert: ConcertInfo) -> ConcertInfo:
         """Put a concert (or more dates of one) on sale, durably; the concert as now on sale.
-        Refused (VALIDATION_ERROR) if it would change the seats or price of a date on sale."""
+        Refused (DATE_ON_SALE) if it would change the seats or price of a date on sale."""
         ...
 
     def now(self) -> float:

@@ -40,7 +40,7 @@ from engine.config import EngineConfig
 from engine.domain.checkout import COMPLETED, FAILED, STARTED
 from engine.domain.seat_map import HELD
 from engine.domain.waiting_room import ActiveExpired
-from engine.errors import NOT_FOUND, VALIDATION_ERROR, ActorUnavailable, EngineError, Refused
+from engine.errors import DATE_ON_SALE, NOT_FOUND, ActorUnavailable, EngineError, Refused
 from engine.events import Event
 from engine.journal import Journal
 from engine.placement import EVERYTHING, Peers, Placement
@@ -203,12 +203,12 @@ class EngineSystem:
     async def add_concert(self, concert: ConcertInfo) -> ConcertInfo:
         """Put a concert (or more dates of one) on sale: durable in the catalog first, so a
         restart finds the dates. A date already on sale keeps its seats and price: changing
-        them is refused (VALIDATION_ERROR), as it would corrupt its seat map."""
+        them is refused (DATE_ON_SALE), as it would corrupt its seat map."""
         for index, info in enumerate(concert.dates):
             known = self._catalog_dates.get((info.concert_id, info.date))
             if known is not None and known != info:
                 raise Refused(
-                    VALIDATION_ERROR,
+                    DATE_ON_SALE,
                     f"date {info.date} is on sale with {known.seats} seats at "
                     f"{known.price}; it cannot be changed",
                     field=f"dates.{index}",

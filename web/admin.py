@@ -14,7 +14,7 @@ from typing import Any
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import Response
 
-from engine.errors import NOT_FOUND
+from engine.errors import DATE_ON_SALE, NOT_FOUND
 from engine.face import (
     ActorDetail,
     ActorStats,
@@ -209,7 +209,12 @@ def endpoints() -> list[Endpoint]:
             "GET", "/admin/actors/{key}", actor,
             "One actor: stats and its full state (seat map, balances, payments, settings)",
             auth="admin", responses={200: Out(ActorDetailOut)}, errors=(NOT_FOUND,),
-            params=(Param("key", "path", "actor key, e.g. date:aurora-2027:2027-01-15"),),
+            params=(
+                Param(
+                    "key", "path", "waiting-room, date:<concert>:<date>, wallet:<n>, checkout:<n>",
+                    example=lambda sample: sample.actor_key,
+                ),
+            ),
             tag="admin",
         ),
         Endpoint(
@@ -229,7 +234,8 @@ def endpoints() -> list[Endpoint]:
         Endpoint(
             "POST", "/admin/concerts", add_concert,
             "Put a concert (or more dates of one) on sale",
-            auth="admin", body=ConcertIn, responses={201: Out(AdminConcertOut)}, tag="admin",
+            auth="admin", body=ConcertIn, responses={201: Out(AdminConcertOut)},
+            errors=(DATE_ON_SALE,), tag="admin",
         ),
         Endpoint(
             "GET", "/admin/cluster", cluster,

@@ -31,6 +31,7 @@ from web import gate
 from web.body import read_body
 from web.endpoints import Call, Endpoint, Out, Param, json_response
 from web.errors import ApiError
+from web.examples import Sample
 from web.responses import JsonResponse
 from web.schemas import (
     DATE_PATTERN,
@@ -50,20 +51,31 @@ from web.schemas import (
     instant,
 )
 
-IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]{1,255}$"  # 1 to 255 visible ASCII characters
+IDEMPOTENCY_KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
 _DATE = re.compile(DATE_PATTERN)
 
 IDEMPOTENCY_PARAM = Param(
     "Idempotency-Key",
     "header",
-    "optional; a retry with the same key (1-255 visible ASCII characters) has the same effect "
-    "and answer as the first request",
+    "optional; a retry with the same key has the same effect and answer as the first request",
+    {"type": "string", "pattern": IDEMPOTENCY_KEY_PATTERN, "minLength": 1, "maxLength": 255},
     required=False,
 )
 CONCERT_PARAM = Param(
-    "concertId", "path", "concert id", {"type": "string", "pattern": CONCERT_ID.pattern}
+    "concertId",
+    "path",
+    "concert id",
+    {"type": "string", "pattern": CONCERT_ID.pattern},
+    example=lambda sample: sample.concert_id,
 )
-DATE_PARAM = Param("date", "path", "yyyy-mm-dd", {"type": "string", "format": "date"})
+DATE_PARAM = Param(
+    "date",
+    "path",
+    "yyyy-mm-dd",
+    {"type": "string", "format": "date"},
+    example=lambda sample: sample.date,
+)
 # Refusals of a charge or payment by a token that is not PROCESSING (the engine decides, as a
 # retry with an earlier request's key is answered whatever the token's status now).
 NOT_ACTIVE = (QUEUE_WAITING, TOKEN_COMPLETED, TOKEN_EXPIRED)
@@ -255,12 +267,31 @@ async def pay(call: Call) -> Response:
 # -- the routes ------------------------------------------------------------------------------
 
 
+def hold_example(sample: Sample) -> dict[str, object]:
+    return {"concertId": sample.concert_id, "date": sample.date, "seat": sample.seat}
+
+
+# What a hold makes possible, by the operation ids (the handlers' names) of pay and release.
+HOLD_LINKS: dict[str, dict[str, object]] = {
+    "pay": {
+        "operationId": "pay",
+        "description": "pay for the held seat",
+        "requestBody": {"reservationIds": ["$response.body#/reservationId"]},
+    },
+    "release": {
+        "operationId": "release",
+        "description": "release the hold",
+        "parameters": {"reservationId": "$response.body#/reservationId"},
+    },
+}
+
+
 def endpoints() -> list[Endpoint]:
     return [
         Endpoint(
             "POST", "/api/queue/tokens", join,
             "Join the waiting room (idempotent per user while WAITING or PROCESSING)",
-            auth="none", body=JoinRequest,
+            auth="none", body=JoinRequest, example=lambda _: {"userId": "alice"},
             responses={
                 201: Out(TokenOut, description="a new token"),
                 200: Out(TokenOut, description="the user's current token"),
@@ -291,10 +322,13 @@ def endpoints() -> list[Endpoint]:
         Endpoint(
             "POST", "/api/reservations", hold,
             "Hold a seat for HOLD_SECONDS (at most MAX_HOLDS_PER_USER per date)",
-            body=HoldRequest,
+            body=HoldRequest, example=hold_example,
             responses={
-                201: Out(ReservationOut, description="the seat is held"),
-                200: Out(ReservationOut, description="the caller already holds this seat"),
+                201: Out(ReservationOut, description="the seat is held", links=HOLD_LINKS),
+                200: Out(
+                    ReservationOut, description="the caller already holds this seat",
+                    links=HOLD_LINKS,
+                ),
             },
             errors=(NOT_FOUND, SEAT_TAKEN, HOLD_LIMIT, NOT_OWNER),
             tag="reservations",
@@ -314,7 +348,8 @@ def endpoints() -> list[Endpoint]:
             "POST", "/api/balance/charge", charge,
             "Add money to the caller's balance (idempotent with Idempotency-Key, whose "
             "retry is answered from its record whatever the token's status now)",
-            auth="token", body=ChargeRequest, responses={200: Out(BalanceOut)},
+            auth="token", body=ChargeRequest, example=lambda _: {"amount": 500},
+            responses={200: Out(BalanceOut)},
             errors=(*NOT_ACTIVE, NOT_OWNER, IDEMPOTENCY_CONFLICT),
             params=(IDEMPOTENCY_PARAM,), tag="money",
         ),

@@ -9,6 +9,8 @@ Requests go through the one dispatch path (web/dispatch.py).
 
 from __future__ import annotations
 
+import functools
+
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
@@ -39,7 +41,9 @@ def create_app(
     service = ServiceRoutes(runtime, settings.static_dir)
     endpoints = [*service.endpoints(), *api.endpoints(), *admin.endpoints()]
     service.set_openapi(
-        openapi.build(endpoints, title=TITLE, version=VERSION, websocket_path=WEBSOCKET_PATH)
+        functools.partial(
+            openapi.build, endpoints, title=TITLE, version=VERSION, websocket_path=WEBSOCKET_PATH
+        )
     )
     app = ServiceApp(
         [EndpointApp(endpoint, runtime) for endpoint in endpoints],

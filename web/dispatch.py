@@ -4,7 +4,7 @@ it (or by the routing error), and is counted in the metrics once, here.
 A route without path parameters is found by one dict lookup on (method, path); the routes
 with parameters (a few) are tried in turn with Starlette's own matching; then the static
 files. What matches no route is a 404, a path whose route takes other methods a 405 with
-`Allow`, a plain HTTP request to the websocket's path a 426; all in the error model.
+`Allow` (OPTIONS included), a plain GET of the websocket's path a 426; all in the error model.
 Websockets go to the hub, the lifespan to Starlette's router.
 
 This is the speed-critical shortcut of the web layer, kept in this one module: there is no
@@ -52,7 +52,8 @@ class Dispatch:
         self._lifespan = Router(lifespan=lifespan)
         self._exact: dict[tuple[str, str], EndpointApp] = {}
         self._templated: list[tuple[Route, EndpointApp]] = []
-        self._methods: dict[str, list[str]] = {}  # route path -> the methods it takes
+        # route path -> the methods it takes; a websocket's handshake is a GET
+        self._methods: dict[str, list[str]] = {websocket_path: ["GET"]}
         for app in endpoints:
             endpoint = app.endpoint
             self._methods.setdefault(endpoint.path, []).append(endpoint.method)
@@ -100,6 +101,12 @@ class Dispatch:
         path = scope["path"]
         if allowed is None and path in self._methods:
             allowed = self._methods[path]
+        if path == self.websocket_path and scope["method"] in _UPGRADABLE:
+            response = error_response(
+                426, UPGRADE_REQUIRED, f"{path} is a websocket: connect with an upgrade"
+            )
+            await response(scope, receive, send)
+            return path, 426
         if allowed is not None:
             response = error_response(
                 405,
@@ -109,12 +116,6 @@ class Dispatch:
             )
             await response(scope, receive, send)
             return UNMATCHED, 405
-        if path == self.websocket_path:
-            response = error_response(
-                426, UPGRADE_REQUIRED, f"{path} is a websocket: connect with an upgrade"
-            )
-            await response(scope, receive, send)
-            return path, 426
         if self.static.matches(scope)[0] is Match.FULL:
             return self.static.path, await self._static(scope, receive, send)
         response = error_response(404, NOT_FOUND, f"no route {path}")
@@ -151,6 +152,9 @@ class Dispatch:
             await self.websocket(scope, receive, send)
             return
         await send({"type": "websocket.close", "code": 1008})  # no such websocket
+
+
+_UPGRADABLE = ("GET", "HEAD")  # a plain one is answered 426: the handshake needs an upgrade
 
 
 def _with_head(methods: list[str]) -> set[str]:

@@ -1,8 +1,9 @@
 """One declaration per HTTP route, and the wrapper that serves it as declared.
 
-An `Endpoint` names its method and path, handler, gate (`auth`), body model, responses and
-error codes. The routes (web/dispatch.py) and `/openapi.json` (web/openapi.py) are both built
-from these declarations, and the wrapper (`EndpointApp`) applies the declared gate before the
+An `Endpoint` names its method and path, handler, gate (`auth`), body model, responses,
+error codes and examples (functions of the live catalog's sample, web/examples.py). The
+routes (web/dispatch.py) and `/openapi.json` (web/openapi.py) are both built from these
+declarations, and the wrapper (`EndpointApp`) applies the declared gate before the
 handler runs and hands the handler what the gate checked (`Call`), so a handler cannot
 declare one gate and check another, and the document cannot drift from what is served.
 Every error a gate or handler raises is answered here, in the error model.
@@ -22,6 +23,7 @@ from starlette.types import Receive, Scope, Send
 from engine.face import Engine, TokenView
 from web import gate
 from web.errors import response_for
+from web.examples import Sample
 from web.responses import JSON, JsonResponse
 
 if TYPE_CHECKING:
@@ -61,17 +63,20 @@ class Call:
 
 
 Handler = Callable[[Call], Awaitable[Response]]
+Example = Callable[[Sample], object]
 
 
 @dataclass(frozen=True, slots=True)
 class Out:
-    """A documented response: a model (or a list of it), or a non-JSON media type."""
+    """A documented response: a model (or a list of it), or another body and its schema; and
+    the OpenAPI links from it to the operations it makes possible."""
 
     model: type[BaseModel] | None = None
     many: bool = False
     description: str = "OK"
     media_type: str = JSON
-    headers: tuple[str, ...] = ()
+    schema: dict[str, object] = field(default_factory=lambda: {"type": "string"})
+    links: dict[str, dict[str, object]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +86,7 @@ class Param:
     description: str
     schema: dict[str, object] = field(default_factory=lambda: {"type": "string"})
     required: bool = True
+    example: Example | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +102,7 @@ class Endpoint:
     params: tuple[Param, ...] = ()
     tag: str = "api"
     engine: bool = True  # needs the running engine: 503 UNAVAILABLE while it starts or stops
+    example: Example | None = None  # of the body
 
     @property
     def name(self) -> str:

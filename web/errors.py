@@ -57,6 +57,7 @@ STATUS_OF_CODE: dict[str, int] = {
     codes.HOLD_LIMIT: 409,
     codes.HOLD_EXPIRED: 409,
     codes.IDEMPOTENCY_CONFLICT: 409,
+    codes.DATE_ON_SALE: 409,
     codes.INSUFFICIENT_BALANCE: 402,
     OVERLOADED: 503,
     UNAVAILABLE: 503,

@@ -2,8 +2,10 @@
 
 Schemas come from `models_json_schema` (request models in validation mode, responses in
 serialization mode, both camelCase); each route lists its body, its responses and, grouped by
-status, every error code it can answer. The websocket protocol, which OpenAPI cannot express,
-is described under `x-websocket` with the schema of every message.
+status, every error code it can answer. Examples are functions of a sample of the live
+catalog (web/examples.py): the service builds the document again when the sample changes.
+The websocket protocol, which OpenAPI cannot express, is described under `x-websocket` with
+the schema of every message.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pydantic.json_schema import JsonSchemaMode, models_json_schema
 from engine.errors import QUEUE_WAITING, TOKEN_COMPLETED, TOKEN_EXPIRED, TOKEN_INVALID
 from web.endpoints import Endpoint
 from web.errors import OVERLOADED, STATUS_OF_CODE, TOKEN_MISSING, UNAVAILABLE
+from web.examples import PLACEHOLDER, Sample
 from web.responses import JSON
 from web.schemas import CLIENT_MESSAGES, SERVER_MESSAGES, ErrorOut
 
@@ -34,8 +37,14 @@ SECURITY = {"none": None, "token": "queueToken", "active": "queueToken", "admin"
 
 
 def build(
-    endpoints: Sequence[Endpoint], *, title: str, version: str, websocket_path: str
+    endpoints: Sequence[Endpoint],
+    sample: Sample = PLACEHOLDER,
+    *,
+    title: str,
+    version: str,
+    websocket_path: str,
 ) -> dict[str, Any]:
+    """The document of `endpoints`, its examples naming `sample`."""
     models: list[tuple[type[BaseModel], JsonSchemaMode]] = [(ErrorOut, "serialization")]
     for endpoint in endpoints:
         if endpoint.body is not None:
@@ -54,7 +63,7 @@ def build(
 
     paths: dict[str, dict[str, Any]] = {}
     for endpoint in endpoints:
-        operation = _operation(endpoint, ref)
+        operation = _operation(endpoint, ref, sample)
         paths.setdefault(endpoint.path, {})[endpoint.method.lower()] = operation
     paths[websocket_path] = {"get": _websocket_operation(ref(ErrorOut, "serialization"))}
 
@@ -99,7 +108,7 @@ def build(
     }
 
 
-def _operation(endpoint: Endpoint, ref: Any) -> dict[str, Any]:
+def _operation(endpoint: Endpoint, ref: Any, sample: Sample) -> dict[str, Any]:
     operation: dict[str, Any] = {
         "operationId": endpoint.name,
         "summary": endpoint.summary,
@@ -120,6 +129,8 @@ def _operation(endpoint: Endpoint, ref: Any) -> dict[str, Any]:
             "description": param.description,
             "schema": param.schema,
         }
+        if param.example is not None:
+            entry["example"] = param.example(sample)
         existing = next((p for p in parameters if p["name"] == param.name), None)
         if existing is not None:
             existing.update(entry)
@@ -133,6 +144,8 @@ def _operation(endpoint: Endpoint, ref: Any) -> dict[str, Any]:
             "description": "JSON, at most 16 KiB; unknown fields are refused",
             "content": {JSON: {"schema": ref(endpoint.body, "validation")}},
         }
+        if endpoint.example is not None:
+            operation["requestBody"]["content"][JSON]["example"] = endpoint.example(sample)
     responses: dict[str, Any] = {}
     for status, out in sorted(endpoint.responses.items()):
         response: dict[str, Any] = {"description": out.description}
@@ -142,7 +155,9 @@ def _operation(endpoint: Endpoint, ref: Any) -> dict[str, Any]:
                 schema = {"type": "array", "items": schema}
             response["content"] = {out.media_type: {"schema": schema}}
         else:
-            response["content"] = {out.media_type: {"schema": {"type": "string"}}}
+            response["content"] = {out.media_type: {"schema": out.schema}}
+        if out.links:
+            response["links"] = out.links
         responses[str(status)] = response
     codes = [*AUTH_ERRORS[endpoint.auth], *endpoint.errors]
     if endpoint.body is not None or endpoint.params:

@@ -29,7 +29,6 @@ from pydantic import (
     field_validator,
 )
 from pydantic.alias_generators import to_camel
-from pydantic.json_schema import SkipJsonSchema
 
 from engine.face import (
     CONCERT_ID,
@@ -81,13 +80,32 @@ def _integral(value: object) -> object:
 
 
 JsonInt = Annotated[int, BeforeValidator(_integral)]
+
+
+def _absent_keeps(schema: dict[str, Any]) -> None:
+    # An absent field keeps a setting (or takes the configured one): it has no default value.
+    schema.pop("default", None)
+
+
+def _absent_keeps_never_null(schema: dict[str, Any]) -> None:
+    # ... and null is refused: the field's schema is its number's alone.
+    _absent_keeps(schema)
+    (number,) = [branch for branch in schema.pop("anyOf") if branch.get("type") != "null"]
+    schema.update(number)
+
+
+# The default of a request field whose absence means "keep what is there" and that is never
+# null (`_not_null` refuses it): None in Python, neither null nor a default in the schema.
+KEEP: Any = Field(default=None, json_schema_extra=_absent_keeps_never_null)
+
 UserId = Annotated[str, StringConstraints(pattern=USER_ID_PATTERN, min_length=1, max_length=64)]
 ConcertId = Annotated[str, StringConstraints(pattern=CONCERT_ID.pattern, max_length=64)]
 IsoDate = Annotated[
     str,
     StringConstraints(pattern=DATE_PATTERN, min_length=10, max_length=10),
     AfterValidator(_real_date),
-    WithJsonSchema({"type": "string", "format": "date", "examples": ["2027-01-15"]}),
+    # No example here: one that names a real date is given per route (web/examples.py).
+    WithJsonSchema({"type": "string", "format": "date"}),
 ]
 ReservationId = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 Instant = Annotated[
@@ -251,11 +269,16 @@ class HealthOut(ResponseModel):
 
 
 class QueuePatch(RequestModel):
-    # `SkipJsonSchema[None]`: absent means "keep"; only maxActive may be null ("no cap").
-    batch_size: JsonInt | SkipJsonSchema[None] = Field(default=None, ge=1, le=1_000_000)
-    interval_seconds: float | SkipJsonSchema[None] = Field(default=None, gt=0, le=86_400)
-    max_active: JsonInt | None = Field(default=None, ge=1, description="null removes the cap")
-    active_ttl_seconds: float | SkipJsonSchema[None] = Field(default=None, gt=0, le=7 * 86_400)
+    # Absent fields are kept; only maxActive may be null ("no cap"). Each bound sits before
+    # `_integral` and inside the union, where pydantic writes it as JSON Schema's keyword.
+    batch_size: Annotated[int, Field(ge=1, le=1_000_000), BeforeValidator(_integral)] | None = KEEP
+    interval_seconds: Annotated[float, Field(gt=0, le=86_400)] | None = KEEP
+    # Bounded like every number the journal keeps (it stores 64-bit integers); a billion
+    # buyers active at once is past any on-sale.
+    max_active: Annotated[int, Field(ge=1, le=10**9), BeforeValidator(_integral)] | None = Field(
+        default=None, description="null removes the cap", json_schema_extra=_absent_keeps
+    )
+    active_ttl_seconds: Annotated[float, Field(gt=0, le=7 * 86_400)] | None = KEEP
 
     @field_validator("batch_size", "interval_seconds", "active_ttl_seconds", mode="before")
     @classmethod
@@ -275,8 +298,10 @@ class QueueSettingsOut(ResponseModel):
 
 class ConcertDateIn(RequestModel):
     date: IsoDate
-    seats: JsonInt | SkipJsonSchema[None] = Field(
-        default=None, ge=1, le=MAX_SEATS, description="SEATS_PER_DATE when absent"
+    seats: Annotated[int, Field(ge=1, le=MAX_SEATS), BeforeValidator(_integral)] | None = Field(
+        default=None,
+        description="SEATS_PER_DATE when absent",
+        json_schema_extra=_absent_keeps_never_null,
     )
     price: JsonInt = Field(ge=0, le=MAX_CHARGE)
 
@@ -292,7 +317,11 @@ class ConcertIn(RequestModel):
     concert_id: ConcertId
     title: str = Field(min_length=1, max_length=200)
     venue: str = Field(default="", max_length=200)
-    dates: list[ConcertDateIn] = Field(min_length=1, max_length=300)  # fits in 16 KiB
+    # At most 300 fit in 16 KiB. "Each date once" is beyond JSON Schema (uniqueItems compares
+    # whole items), so it is said in words and checked by the handler.
+    dates: list[ConcertDateIn] = Field(
+        min_length=1, max_length=300, description="each date at most once"
+    )
 
 
 class ConcertDateDetail(ResponseModel):

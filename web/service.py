@@ -1,5 +1,8 @@
 """Service routes: liveness, readiness, the OpenAPI document and the browser pages.
 
+`/openapi.json` is built by the function `set_openapi` is given, for the live catalog's sample
+(web/examples.py): once per sample, kept while the sample stays the same.
+
 `/` and `/admin` serve the browser client's `index.html` and `admin.html` from the static
 directory (its other files are under `/static/`); a plain 404 page stands in while a file is
 missing.
@@ -8,15 +11,29 @@ missing.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from starlette.responses import FileResponse, HTMLResponse, Response
 
 from web.endpoints import Call, Endpoint, Out, json_response
+from web.examples import PLACEHOLDER, Sample, sample_of
 from web.runtime import Runtime
 from web.schemas import HealthOut
 
+# The document's own shape, as far as a client relies on it (the OpenAPI 3.1 meta-schema is
+# not inlined: it is larger than the document).
+OPENAPI_SCHEMA: dict[str, object] = {
+    "type": "object",
+    "required": ["openapi", "info", "paths"],
+    "properties": {
+        "openapi": {"type": "string"},
+        "info": {"type": "object"},
+        "paths": {"type": "object"},
+        "components": {"type": "object"},
+    },
+}
 MISSING_PAGE = "<!doctype html><title>Not found</title><h1>404</h1><p>{name} is not built yet.</p>"
 
 
@@ -24,12 +41,22 @@ class ServiceRoutes:
     def __init__(self, runtime: Runtime, static_dir: Path) -> None:
         self.runtime = runtime
         self.static_dir = static_dir
-        self.document: dict[str, Any] = {}
-        self._encoded = b"{}"
+        self._build: Callable[[Sample], dict[str, Any]] = lambda sample: {}
+        self._built: tuple[Sample, bytes] | None = None
 
-    def set_openapi(self, document: dict[str, Any]) -> None:
-        self.document = document
-        self._encoded = json.dumps(document, separators=(",", ":")).encode()
+    def set_openapi(self, build: Callable[[Sample], dict[str, Any]]) -> None:
+        self._build = build
+        self._built = None
+
+    def openapi_document(self) -> bytes:
+        """The document for the sample of the catalog now (the placeholder's until ready)."""
+        runtime = self.runtime
+        sample = sample_of(runtime.running_engine) if runtime.ready else PLACEHOLDER
+        built = self._built
+        if built is None or built[0] != sample:
+            built = sample, json.dumps(self._build(sample), separators=(",", ":")).encode()
+            self._built = built
+        return built[1]
 
     async def healthz(self, call: Call) -> Response:
         return json_response(HealthOut(status="ok"))
@@ -49,7 +76,7 @@ class ServiceRoutes:
         return json_response(health, 503, headers={"Retry-After": "1"})
 
     async def openapi(self, call: Call) -> Response:
-        return Response(self._encoded, media_type="application/json")
+        return Response(self.openapi_document(), media_type="application/json")
 
     async def index_page(self, call: Call) -> Response:
         return self._page("index.html")
@@ -84,8 +111,8 @@ class ServiceRoutes:
             ),
             Endpoint(
                 "GET", "/openapi.json", self.openapi, "This document",
-                auth="none", responses={200: Out(description="OpenAPI 3.1")}, tag="service",
-                engine=False,
+                auth="none", tag="service", engine=False,
+                responses={200: Out(description="OpenAPI 3.1", schema=OPENAPI_SCHEMA)},
             ),
             Endpoint(
                 "GET", "/", self.index_page, "The buyer's page", auth="none",

@@ -16,7 +16,6 @@ from engine.errors import (
     NOT_FOUND,
     NOT_OWNER,
     SEAT_TAKEN,
-    VALIDATION_ERROR,
     Refused,
 )
 from engine.events import Event, register
@@ -160,8 +159,10 @@ class SeatMap:
 
     def seat(self, number: int) -> Seat:
         if not 1 <= number <= len(self.seats):
+            # A well-formed request for a seat this date does not have, as for a date that is
+            # not on sale: the number is valid, the seat is not there.
             raise Refused(
-                VALIDATION_ERROR, f"seat must be between 1 and {len(self.seats)}", field="seat"
+                NOT_FOUND, f"no seat {number}: seats are 1 to {len(self.seats)}", field="seat"
             )
         return self.seats[number - 1]
 

@@ -182,7 +182,7 @@ class Api:
         )
 
     async def charge(self, user: User, amount: int, key: str | None = None) -> httpx.Response:
-        headers = {"Idempotency-Key": key} if key else {}
+        headers = {"Idempotency-Key": key} if key is not None else {}
         return await self.post("/api/balance/charge", {"amount": amount}, user, headers=headers)
 
     async def pay(self, user: User, *rids: str, key: str | None = None) -> httpx.Response:

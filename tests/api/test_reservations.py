@@ -111,6 +111,14 @@ async def test_a_fifth_hold_on_one_date_is_refused_with_hold_limit(api: Api) -> 
     assert (await api.hold(user, concert_id, other_day, 5)).status_code == 201
 
 
+async def test_a_seat_the_date_does_not_have_is_not_found(api: Api) -> None:
+    user = await api.admitted()
+    concert_id, (day,) = await api.new_concert(seats=50)
+    refused = await api.hold(user, concert_id, day, 51)  # a valid seat number, no such seat
+    assert (refused.status_code, error_code(refused)) == (404, "NOT_FOUND")
+    assert refused.json()["error"]["field"] == "seat"
+
+
 @pytest.mark.parametrize(
     ("body", "field"),
     [
@@ -118,7 +126,7 @@ async def test_a_fifth_hold_on_one_date_is_refused_with_hold_limit(api: Api) -> 
         ({"seat": 7.5}, "seat"),
         ({"seat": True}, "seat"),
         ({"seat": 0}, "seat"),
-        ({"seat": 51}, "seat"),
+        ({"seat": 100_001}, "seat"),
         ({"seat": -1}, "seat"),
         ({"seat": None}, "seat"),
         ({"date": "2031-3-1"}, "date"),

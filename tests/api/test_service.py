@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from openapi_spec_validator.validation import OpenAPIV31SpecValidator
 from websockets.exceptions import ConnectionClosed
 
 from tests.api.client import Api, error_code, eventually, next_message, websocket
@@ -68,6 +71,116 @@ async def test_openapi_documents_every_route_of_the_contract(api: Api) -> None:
     messages = document["x-websocket"]["serverMessages"]
     assert {"queue.rank", "queue.admitted", "queue.expired", "queue.completed"} <= set(messages)
     assert {"seat.changed", "hold.expiring", "hold.expired", "error"} <= set(messages)
+
+
+async def test_openapi_is_a_valid_openapi_3_1_document(api: Api) -> None:
+    document = await openapi(api)
+    assert [error.message for error in OpenAPIV31SpecValidator(document).iter_errors()] == []
+
+
+def objects_in(node: Any) -> Iterator[dict[str, Any]]:
+    """Every JSON object in `node` (schemas and all else), depth first."""
+    if isinstance(node, dict):
+        yield node
+        for value in node.values():
+            yield from objects_in(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from objects_in(value)
+
+
+async def test_openapi_bounds_are_json_schema_keywords(api: Api) -> None:
+    # pydantic writes ge/le/gt/lt as they are when it cannot place them on a number, and a
+    # validator ignores keywords it does not know: the bound would be documented to no one.
+    document = await openapi(api)
+    unknown = [s for s in objects_in(document) if {"ge", "le", "gt", "lt"} & set(s)]
+    assert unknown == []
+    patch = document["components"]["schemas"]["QueuePatch"]["properties"]
+    assert patch["batchSize"] == {
+        "type": "integer", "minimum": 1, "maximum": 1_000_000, "title": "Batchsize"
+    }  # fmt: skip
+    assert patch["intervalSeconds"]["exclusiveMinimum"] == 0
+    assert patch["maxActive"]["anyOf"] == [
+        {"type": "integer", "minimum": 1, "maximum": 10**9},
+        {"type": "null"},
+    ]
+
+
+async def test_openapi_gives_no_default_to_fields_whose_absence_keeps_a_setting(api: Api) -> None:
+    schemas = (await openapi(api))["components"]["schemas"]
+    kept = [
+        *schemas["QueuePatch"]["properties"].values(),
+        schemas["ConcertDateIn"]["properties"]["seats"],
+    ]
+    assert [field for field in kept if "default" in field] == []
+    assert schemas["ConcertDateIn"]["properties"]["seats"]["type"] == "integer"  # never null
+
+
+async def test_openapi_documents_itself_as_an_object(api: Api) -> None:
+    document = await openapi(api)
+    answer = document["paths"]["/openapi.json"]["get"]["responses"]["200"]
+    assert answer["content"]["application/json"]["schema"]["type"] == "object"
+
+
+async def test_the_idempotency_key_schema_refuses_what_the_service_refuses(api: Api) -> None:
+    document = await openapi(api)
+    parameters = document["paths"]["/api/balance/charge"]["post"]["parameters"]
+    schema = next(p for p in parameters if p["name"] == "Idempotency-Key")["schema"]
+    assert (schema["minLength"], schema["maxLength"]) == (1, 255)
+
+    def documented(key: str) -> bool:
+        fits = schema["minLength"] <= len(key) <= schema["maxLength"]
+        return fits and re.search(schema["pattern"], key) is not None
+
+    user = await api.admitted()
+    for key in ["", "a" * 256, "with space", "k-1", "~" * 255]:
+        status = (await api.charge(user, 5, key)).status_code
+        assert (key, status) == (key, 200 if documented(key) else 422)
+
+
+async def test_every_documented_path_answers_options_with_405_and_its_methods(api: Api) -> None:
+    document = await openapi(api)
+    for path, item in document["paths"].items():
+        concrete = re.sub(r"{\w+}", "x", path)
+        answer = await api.http.options(api.url + concrete)
+        assert answer.status_code == 405, path
+        allowed = {m.strip() for m in answer.headers["Allow"].split(",")}
+        assert {m.upper() for m in item} <= allowed, path
+
+
+async def test_only_a_get_of_the_websocket_path_asks_for_an_upgrade(api: Api) -> None:
+    plain = await api.get("/ws")
+    assert (plain.status_code, error_code(plain)) == (426, "UPGRADE_REQUIRED")
+    posted = await api.http.post(api.url + "/ws")
+    assert (posted.status_code, error_code(posted)) == (405, "METHOD_NOT_ALLOWED")
+    assert posted.headers["Allow"] == "GET, HEAD"
+
+
+async def test_openapi_examples_name_the_live_catalog(api: Api) -> None:
+    document = await openapi(api)
+    hold = document["paths"]["/api/reservations"]["post"]["requestBody"]["content"]
+    example = hold["application/json"]["example"]
+    seats = document["paths"]["/api/concerts/{concertId}/dates/{date}/seats"]["get"]
+    named = {p["name"]: p["example"] for p in seats["parameters"]}
+    assert named == {"concertId": example["concertId"], "date": example["date"]}
+    user = await api.admitted()
+    seat_map = await api.get(
+        f"/api/concerts/{named['concertId']}/dates/{named['date']}/seats", user
+    )
+    assert example["seat"] in seat_map.json()["available"]
+    held = await api.post("/api/reservations", example, user)
+    assert held.status_code == 201, held.text
+    following = (await openapi(api))["paths"]["/api/reservations"]["post"]["requestBody"]
+    assert following["content"]["application/json"]["example"] != example  # that seat is held
+    await api.delete(f"/api/reservations/{held.json()['reservationId']}", user)
+
+
+async def test_a_hold_links_to_paying_for_it_and_releasing_it(api: Api) -> None:
+    document = await openapi(api)
+    operations = {op["operationId"] for item in document["paths"].values() for op in item.values()}
+    links = document["paths"]["/api/reservations"]["post"]["responses"]["201"]["links"]
+    targets = {link["operationId"] for link in links.values()}
+    assert targets == {"pay", "release"} and targets <= operations
 
 
 async def test_openapi_request_schemas_are_strict(api: Api) -> None:

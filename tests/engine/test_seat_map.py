@@ -67,10 +67,10 @@ def test_holding_your_own_seat_again_changes_nothing() -> None:
     assert m.hold("ann", 3, NOW + 1) == []
 
 
-def test_seat_outside_the_map_is_a_validation_error() -> None:
+def test_a_seat_outside_the_map_is_not_found() -> None:
     m = seat_map(seats=10)
-    assert refusal(lambda: m.hold("ann", 0, NOW)) == "VALIDATION_ERROR"
-    assert refusal(lambda: m.hold("ann", 11, NOW)) == "VALIDATION_ERROR"
+    assert refusal(lambda: m.hold("ann", 0, NOW)) == "NOT_FOUND"
+    assert refusal(lambda: m.hold("ann", 11, NOW)) == "NOT_FOUND"
 
 
 def test_holds_per_user_are_capped() -> None:
