@@ -134,7 +134,18 @@ class SqlJournal:
     def append(self, records: Sequence[JournalRecord]) -> CommitTicket:
         ticket = CommitTicket()
         keys = frozenset(record.actor_key for record in records)
-        entry = _Append(encode_records(records), ticket, keys, time.perf_counter())
+        try:
+            rows = encode_records(records)
+        except Exception as error:
+            # The actor has applied an event the journal cannot store: it must not keep it
+            # in memory, so it is poisoned and rebuilds from what is durable.
+            log.exception("events of %s cannot be encoded", sorted(keys))
+            with self._lock:
+                fresh = self._poison_locked(keys)
+            ticket.fail(JournalFailed(f"an event could not be stored: {error}"))
+            self._tell_poisoned(fresh)
+            return ticket
+        entry = _Append(rows, ticket, keys, time.perf_counter())
         with self._lock:
             if self._closing:
                 refusal = "the journal is closed"

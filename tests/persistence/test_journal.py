@@ -166,6 +166,22 @@ async def test_a_failed_commit_acknowledges_nothing_and_poisons_its_actors(
     assert journal.stats.failures == 1
 
 
+async def test_an_event_that_cannot_be_encoded_fails_its_append_and_poisons_its_actor(
+    database_url: str,
+) -> None:
+    poisoned: list[set[str]] = []
+    async with open_store(database_url, seed_demo=False) as store:
+        journal = store.journal
+        journal.on_failure(poisoned.append)
+        unencodable = journal.append([charge("wallet:0", 1, amount=2**64)])  # past JSON's ints
+        assert unencodable.failed
+        with pytest.raises(JournalFailed, match="could not be stored"):
+            await unencodable.wait()
+        assert poisoned == [{"wallet:0"}]
+        await journal.append([charge("wallet:1", 1)]).wait()  # other actors carry on
+        assert "wallet:0" not in await journal.load(["wallet:0"])
+
+
 async def test_every_append_of_a_failed_group_fails_even_of_other_actors(
     database_url: str,
 ) -> None:
