@@ -34,10 +34,10 @@ class ShardClient:
     """The way to one shard host (a Ray actor handle of cluster/host.py's `ShardHost`):
     commands on its channel, batched."""
 
-    def __init__(self, shard: int, handle: Any) -> None:
+    def __init__(self, shard: int, handle: Any, node: str = "") -> None:
         self.shard = shard
         self.handle = handle
-        self.channel = Channel(shard, self._endpoint)
+        self.channel = Channel(shard, self._endpoint, node)
         self._queue: list[tuple[Command[Any], asyncio.Future[Answer]]] = []
         self._in_flight = 0
         self.calls = 0

@@ -7,15 +7,19 @@ from the gateway's replica.
   replica (cluster/replica.py), a few milliseconds behind the shards, no remote call;
 - events: the replica's listeners, called as the shards' events arrive;
 - admin figures (every actor's stats with its host, the journals' health): each host's, as
-  last fetched (every `FIGURES_EVERY` seconds);
+  last fetched: its state and journal every `FIGURES_EVERY` seconds; every actor's stats
+  (thousands) too while an admin read them in the last `ACTORS_WANTED_FOR` seconds, and at
+  once at the first read after that (which shows them as last fetched);
 - `add_concert`: durable in the catalog, then on every host and every gateway.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
+import time
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
@@ -25,7 +29,7 @@ from sqlalchemy import Engine as Database
 
 from cluster.bus import GatewayRegistry, Publisher
 from cluster.client import ShardClient
-from cluster.host import HostFigures, HostInfo
+from cluster.host import HostFigures, HostInfo, node_id
 from cluster.replica import HEADS_EVERY, Replica
 from engine.actor import EventListener
 from engine.catalog import ConcertDateInfo, ConcertInfo
@@ -54,6 +58,7 @@ log = logging.getLogger(__name__)
 R = TypeVar("R")
 
 FIGURES_EVERY = 2.0  # seconds between two fetches of the hosts' figures
+ACTORS_WANTED_FOR = 30.0  # seconds the actors' stats are fetched after an admin read them
 
 
 class ClusterEngine:
@@ -71,13 +76,17 @@ class ClusterEngine:
         self.system = replica.system
         self.placement = Placement(len(hosts))
         self.hosts = hosts
-        self.clients = {shard: ShardClient(shard, handle) for shard, handle in hosts.items()}
+        node = node_id()
+        self.clients = {shard: ShardClient(shard, h, node) for shard, h in hosts.items()}
         self.publisher = publisher
         self.catalog_channel = catalog_channel
         self.registry = registry
         self.ready = False
         self._epochs: dict[int, set[int]] = {}  # every epoch seen of each shard: its restarts
         self.figures: dict[int, HostFigures] = {}
+        self.actors: dict[int, tuple[ActorStats, ...]] = {}
+        self._actors_wanted = time.monotonic()  # from the start: the dashboard is opened early
+        self._wake_figures = asyncio.Event()
         self.unreachable: dict[int, str] = {}
         self._loaded = False
         self._early: list[EncodedRow] = []  # rows heard while the replica was loading
@@ -167,13 +176,27 @@ class ClusterEngine:
     async def watch_figures(self) -> None:
         """Fetch every host's figures (until cancelled)."""
         while True:
+            actors = time.monotonic() - self._actors_wanted < ACTORS_WANTED_FOR
             for shard, handle in self.hosts.items():
                 try:
-                    self.figures[shard] = await handle.figures.remote()
-                    self.unreachable.pop(shard, None)
+                    figures: HostFigures = await handle.figures.remote(actors)
                 except Exception as error:
                     self.unreachable[shard] = f"{type(error).__name__}: {error}"[:300]
-            await asyncio.sleep(FIGURES_EVERY)
+                    continue
+                self.figures[shard] = figures
+                if figures.actors is not None:
+                    self.actors[shard] = figures.actors
+                self.unreachable.pop(shard, None)
+            self._wake_figures.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(FIGURES_EVERY):
+                    await self._wake_figures.wait()
+
+    def _want_actors(self) -> None:
+        now = time.monotonic()
+        if now - self._actors_wanted >= ACTORS_WANTED_FOR:
+            self._wake_figures.set()  # fetched again at once, not at the next round
+        self._actors_wanted = now
 
     # -- read views ------------------------------------------------------------------------
 
@@ -217,10 +240,11 @@ class ClusterEngine:
     # -- admin -----------------------------------------------------------------------------
 
     def actor_stats(self) -> tuple[ActorStats, ...]:
+        self._want_actors()
         stats: list[ActorStats] = []
-        for _, figures in sorted(self.figures.items()):
-            host = _host_label(figures.info)
-            stats += [dataclasses.replace(s, host=host) for s in figures.actors]
+        for shard, actors in sorted(self.actors.items()):
+            host = _host_label(self.figures[shard].info)
+            stats += [dataclasses.replace(s, host=host) for s in actors]
         return tuple(stats)
 
     def actor_detail(self, key: str) -> ActorDetail | None:

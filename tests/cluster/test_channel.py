@@ -5,8 +5,11 @@ function as a gateway does through the host's actor."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -34,11 +37,13 @@ async def echo(commands: list[Command[Any]]) -> list[Answer]:
 
 
 @asynccontextmanager
-async def host(handle: Handler = echo) -> AsyncIterator[tuple[ChannelServer, Endpoint]]:
+async def host(
+    handle: Handler = echo, path: str | None = None
+) -> AsyncIterator[tuple[ChannelServer, Endpoint]]:
     server = ChannelServer(new_secret(), handle)
-    port = await server.start("127.0.0.1")
+    port = await server.start("127.0.0.1", path)
     try:
-        yield server, Endpoint("127.0.0.1", port, server.secret, epoch=1)
+        yield server, Endpoint("127.0.0.1", port, server.secret, 1, "node-a", path)
     finally:
         await server.close()
 
@@ -60,6 +65,19 @@ async def test_a_batch_is_answered_in_order() -> None:
         answers = await channel.call([hold(1), hold(2), hold(3)])
         assert answers == [(True, hold(1)), (True, hold(2)), (True, hold(3))]
         channel.close()
+
+
+async def test_a_caller_on_the_hosts_machine_uses_its_unix_socket(tmp_path: Path) -> None:
+    path = str(tmp_path / "host.sock")
+    async with host(path=path) as (_, endpoint):
+        closed_port = dataclasses.replace(endpoint, port=1)  # nothing listens there
+        channel = Channel(0, fixed(closed_port), node="node-a")
+        assert await channel.call([hold(1)]) == [(True, hold(1))]
+        channel.close()
+        elsewhere = Channel(0, fixed(closed_port), node="node-b")
+        with pytest.raises(ChannelError):
+            await elsewhere.call([hold(1)])
+    assert not os.path.exists(path)  # removed when the host stops
 
 
 async def test_concurrent_batches_on_one_connection_each_get_their_own_answers() -> None:
