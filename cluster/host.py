@@ -32,6 +32,7 @@ from cluster.client import RayPeers, ShardClient
 from cluster.wire import Answer, failure_of
 from engine.commands import Command
 from engine.config import EngineConfig
+from engine.heap import freeze_long_lived, tune_collector
 from engine.placement import Placement
 from engine.system import EngineSystem
 from engine.views import ActorDetail, ActorStats, JournalStats
@@ -145,6 +146,7 @@ class ShardHost:
     async def _serve(self) -> None:
         assert self._ready is not None and self._stop is not None
         started = time.time()
+        tune_collector()
         try:
             async with open_store(
                 self.database_url,
@@ -190,6 +192,7 @@ class ShardHost:
                         fenced=False,
                         published=0,
                     )
+                    freeze_long_lived()
                     log.info("shard %d ready in %.2f s", self.shard, time.time() - started)
                     self._ready.set()
                     publishing = asyncio.get_running_loop().create_task(publisher.run())
@@ -245,6 +248,7 @@ class ShardHost:
         """Start the actors of this shard's dates of a concert already durable in the
         catalog (a gateway wrote it)."""
         await (await self._system_ready()).add_concert(concert)
+        freeze_long_lived()
 
     async def _system_ready(self) -> EngineSystem:
         await self.start()

@@ -2,10 +2,10 @@
 
     python -m loadtests.report      # after the benchmarks (make bench runs it last)
 
-Reads engine.json, journal.json, http.json and ws.json from loadtests/results/ (a missing one
-is reported as not run), prints each figure with its target, verdict and its ratio to the
-baseline measured in the same run, names the machine, and draws hold latency percentiles
-against offered load (hold-latency.png) from the HTTP benchmark's open-loop sweep.
+Reads engine.json, journal.json, http.json, ws.json and cluster.json from loadtests/results/
+(a missing one is reported as not run), prints each figure with its target, verdict and its
+ratio to the baseline measured in the same run, names the machine, and draws hold latency
+percentiles against offered load (hold-latency.png) from the HTTP benchmark's open-loop sweep.
 """
 
 from __future__ import annotations
@@ -36,6 +36,12 @@ SECTIONS = (
     ),
     ("http", "HTTP (issue #4)", "python -m loadtests.bench_http", "bare Starlette JSON endpoint"),
     ("ws", "Websocket fan-out (issue #4)", "python -m loadtests.bench_ws", ""),
+    (
+        "cluster",
+        "Cluster beside the single process (issue #11)",
+        "python -m loadtests.bench_cluster",
+        "single process: holds/s, spread over every seat",
+    ),
 )
 
 

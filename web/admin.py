@@ -24,10 +24,10 @@ from engine.face import (
     JournalStats,
     RoomSettings,
 )
+from engine.heap import freeze_long_lived
 from web.body import read_body
 from web.endpoints import Call, Endpoint, Out, Param, json_response
 from web.errors import ApiError
-from web.runtime import freeze_long_lived
 from web.schemas import (
     ActorDetailOut,
     ActorsOut,

@@ -12,7 +12,6 @@ store closes.
 
 from __future__ import annotations
 
-import gc
 import logging
 import os
 import signal
@@ -23,6 +22,7 @@ import anyio
 from anyio.abc import TaskStatus
 
 from engine.face import Engine
+from engine.heap import freeze_long_lived, tune_collector
 from engine.system import EngineSystem
 from persistence import Store, open_store
 from persistence.lease import ENGINE as ENGINE_LEASE
@@ -39,22 +39,6 @@ EngineOpener = Callable[[Settings, Callable[[Engine], None]], AbstractAsyncConte
 
 SHUTDOWN_TIMEOUT = 30.0
 FENCE_CHECK_EVERY = 1.0  # seconds between two looks at whether the journal was fenced
-
-
-# Young collections every 50,000 allocations rather than 700: a request allocates hundreds of
-# objects that all die young, and each pass costs per surviving object (loadtests/results/
-# http-profile.md: the collector took 23-44% of a hold load before this and the freeze below).
-GC_THRESHOLDS = (50_000, 20, 100)
-
-
-def freeze_long_lived() -> None:
-    """Exempt what exists now (actors, seats, the recovered state) from future full collections.
-
-    They live as long as the process; without this every generation-2 pass rescans them all
-    and stalls the event loop for tens of milliseconds per 100,000 objects.
-    """
-    gc.collect()
-    gc.freeze()
 
 
 @asynccontextmanager
@@ -140,7 +124,7 @@ class Runtime:
     async def lifespan(self, app: object) -> AsyncIterator[None]:
         self._stop = anyio.Event()
         self._done = anyio.Event()
-        gc.set_threshold(*GC_THRESHOLDS)
+        tune_collector()
         async with anyio.create_task_group() as tg:
             tg.start_soon(self.hub.run)
             await tg.start(self._run)
