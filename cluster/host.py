@@ -30,6 +30,7 @@ from cluster.bus import Publisher, channels
 from cluster.channel import ChannelServer, Endpoint, new_secret
 from cluster.client import RayPeers, ShardClient
 from cluster.wire import Answer, failure_of
+from engine.actor import Reply
 from engine.commands import Command
 from engine.config import EngineConfig
 from engine.heap import freeze_long_lived, tune_collector
@@ -54,6 +55,13 @@ def node_address() -> str:
 
     address: Any = ray.util.get_node_ip_address  # untyped in Ray
     return str(address())
+
+
+async def _answer(system: EngineSystem, command: Command[Any]) -> Answer:
+    try:
+        return True, await system.ask(command)
+    except Exception as error:
+        return False, failure_of(error)
 
 
 def node_id() -> str:
@@ -230,16 +238,35 @@ class ShardHost:
         return self._endpoint
 
     async def ask_many(self, commands: list[Command[Any]]) -> list[Answer]:
-        """Run every command (concurrently, each on its actor); their answers, in order."""
-        system = await self._system_ready()
-        return list(await asyncio.gather(*(self._answer(system, c) for c in commands)))
+        """Run every command (concurrently, each on its actor); their answers, in order.
 
-    @staticmethod
-    async def _answer(system: EngineSystem, command: Command[Any]) -> Answer:
-        try:
-            return True, await system.ask(command)
-        except Exception as error:
-            return False, failure_of(error)
+        Each is begun at once and its reply awaited in turn: one task for the batch rather
+        than one per command (a hold's turn is shorter than a task's creation)."""
+        system = await self._system_ready()
+        replies: list[Reply[Any] | Answer | asyncio.Task[Answer]] = []
+        for command in commands:
+            try:
+                begun = system.begin(command)
+            except Exception as error:
+                replies.append((False, failure_of(error)))
+                continue
+            if begun is None:  # another shard's actor: rare (a stale placement), asked there
+                replies.append(asyncio.get_running_loop().create_task(_answer(system, command)))
+            else:
+                replies.append(begun)
+        answers: list[Answer] = []
+        for reply in replies:
+            if isinstance(reply, tuple):
+                answers.append(reply)
+            elif isinstance(reply, asyncio.Task):
+                answers.append(await reply)
+            else:
+                await reply.done.wait()
+                try:
+                    answers.append((True, reply.outcome()))
+                except Exception as error:
+                    answers.append((False, failure_of(error)))
+        return answers
 
     async def release_holds(self, user_id: str) -> None:
         (await self._system_ready()).release_local_holds(user_id)

@@ -60,6 +60,7 @@ class DomainState(Protocol):
 
 S = TypeVar("S", bound=DomainState)
 R = TypeVar("R")
+R_co = TypeVar("R_co", covariant=True)
 
 EventListener = Callable[[Origin, Sequence[Event]], None]
 
@@ -137,6 +138,15 @@ class _Mailbox:
         if waiter is not None:
             self._waiter = None
             waiter.set()
+
+
+class Reply(Protocol[R_co]):
+    """A command's reply to come (`Actor.begin`)."""
+
+    @property
+    def done(self) -> Wakeup: ...
+
+    def outcome(self) -> R_co: ...
 
 
 class _Pending(Generic[R]):
@@ -249,23 +259,34 @@ class Actor(ABC, Generic[S]):
         rebuilds after a failed commit or while the journal cannot commit: an answer in
         bounded time rather than a wait as long as the outage.
         """
-        if self._poisoned or not self.journal.healthy:
-            raise ActorUnavailable(self._unavailable_reason())
-        pending: _Pending[R] = _Pending(self._mailbox.new_event)
-        loop = self._loop
-        if self._plain and loop is not None and self._mailbox.parked():
-            self._turn_now(command, pending)
-            if pending.ticket is not None and pending.ticket.done:
-                # Answered and durable at once (a refusal, an in-memory journal): still a
-                # checkpoint, or a caller asking in a loop would never let the loop run.
-                await loop.checkpoint()
-                return pending.outcome()
-        else:
-            self._post(command, pending)
+        pending = self._begin(command)
+        if pending.ticket is not None and pending.ticket.done:
+            # Answered and durable at once (a refusal, an in-memory journal): still a
+            # checkpoint, or a caller asking in a loop would never let the loop run.
+            assert self._loop is not None  # the turn ran in the asking task
+            await self._loop.checkpoint()
+            return pending.outcome()
         # Awaited here rather than in a method of `_Pending`: each coroutine between the
         # request's task and the future is resumed again when the reply arrives.
         await pending.done.wait()
         return pending.outcome()
+
+    def begin(self, command: Command[R]) -> Reply[R]:
+        """Start `command` without waiting: its reply, `done` once there and durable, then
+        `outcome()`. For a caller with many commands at once (a shard host's batch), one
+        task awaiting each reply in turn instead of a task per command. Raises as `ask`
+        does while the actor rebuilds or the journal cannot commit."""
+        return self._begin(command)
+
+    def _begin(self, command: Command[R]) -> _Pending[R]:
+        if self._poisoned or not self.journal.healthy:
+            raise ActorUnavailable(self._unavailable_reason())
+        pending: _Pending[R] = _Pending(self._mailbox.new_event)
+        if self._plain and self._loop is not None and self._mailbox.parked():
+            self._turn_now(command, pending)
+        else:
+            self._post(command, pending)
+        return pending
 
     def _unavailable_reason(self) -> str:
         if self._poisoned:

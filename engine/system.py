@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import anyio
 from anyio.abc import TaskGroup
 
-from engine.actor import Actor, EventListener, ExpireDue
+from engine.actor import Actor, EventListener, ExpireDue, Reply
 from engine.actors.checkout import CheckoutActor, checkout_key
 from engine.actors.concert_date import ConcertDateActor
 from engine.actors.waiting_room import KEY as ROOM_KEY
@@ -136,6 +136,12 @@ class EngineSystem:
         if actor is not None:
             return await actor.ask(command)
         return await self._ask_peer(command)
+
+    def begin(self, command: Command[R]) -> Reply[R] | None:
+        """Start `command` on its actor without waiting (`Actor.begin`); None if the actor
+        is another shard's (then `ask` it). Raises what `ask` raises before the turn."""
+        actor = self._routes[command.target](command)
+        return actor.begin(command) if actor is not None else None
 
     async def _ask_peer(self, command: Command[R]) -> R:
         """`command` for an actor of another shard."""

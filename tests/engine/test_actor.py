@@ -262,6 +262,25 @@ async def test_reply_waits_for_the_commit_while_the_actor_goes_on() -> None:
         actor.close()
 
 
+async def test_begun_commands_all_turn_at_once_and_each_reply_waits_for_its_commit() -> None:
+    journal = GatedJournal()
+    actor = PlainCounterActor(journal, manual_clock())
+    async with anyio.create_task_group() as tg:
+        await tg.start(actor.run)
+        replies = [actor.begin(Add(n)) for n in (1, 2, 3)]  # no task, no wait
+        assert actor.state.total == 6
+        with anyio.move_on_after(0.01) as waiting:
+            await replies[0].done.wait()
+        assert waiting.cancelled_caught  # not durable yet
+        journal.commit_all()
+        outcomes = []
+        for reply in replies:
+            await reply.done.wait()
+            outcomes.append(reply.outcome())
+        assert outcomes == [1, 3, 6]
+        actor.close()
+
+
 async def test_a_refusal_waits_for_the_commit_of_what_it_observed() -> None:
     journal = GatedJournal()
     actor = counter(journal, manual_clock())
