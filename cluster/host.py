@@ -11,7 +11,8 @@ the host's command channel (cluster/channel.py), found through `endpoint()`.
 Ray restarts a host that dies (the launcher creates it with unlimited restarts); the new
 instance recovers before it answers. A host whose lease was taken over (a paused process
 that woke up after its replacement started) commits nothing, so every command it still gets
-fails, and no client ever gets an answer from it.
+fails, and no client ever gets an answer from it; once it notices, it closes its command
+channel and refuses every call.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from engine.heap import freeze_long_lived, tune_collector
 from engine.placement import Placement
 from engine.system import EngineSystem
 from engine.views import ActorDetail, ActorStats, JournalStats
-from persistence import open_store
+from persistence import SqlJournal, open_store
 from persistence.lease import shard_lease
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,7 @@ log = logging.getLogger(__name__)
 # process's: after an idle spell its journal waits this long for company. Measured on the
 # spread load (loadtests/bench_cluster.py): 8 % less CPU per hold, throughput unchanged.
 JOURNAL_LINGER = 0.001
+FENCE_CHECK_EVERY = 1.0  # seconds between two looks at whether the lease was taken over
 
 
 def node_address() -> str:
@@ -130,6 +132,7 @@ class ShardHost:
         self._info: HostInfo | None = None
         self._publisher: Publisher | None = None
         self._endpoint: Endpoint | None = None
+        self._fenced = False
 
     # -- life --------------------------------------------------------------------------------
 
@@ -203,20 +206,33 @@ class ShardHost:
                     freeze_long_lived()
                     log.info("shard %d ready in %.2f s", self.shard, time.time() - started)
                     self._ready.set()
-                    publishing = asyncio.get_running_loop().create_task(publisher.run())
+                    loop = asyncio.get_running_loop()
+                    publishing = loop.create_task(publisher.run())
+                    watching = loop.create_task(self._stop_once_fenced(store.journal))
                     try:
                         await self._stop.wait()
                     finally:
                         await channel.close()
-                        publishing.cancel()
-                        with contextlib.suppress(asyncio.CancelledError):
-                            await publishing
+                        for task in (watching, publishing):
+                            task.cancel()
+                            with contextlib.suppress(asyncio.CancelledError):
+                                await task
                         await publisher.close()
         except BaseException as error:
             log.exception("shard %d failed", self.shard)
             self._failed = error
             self._ready.set()
             raise
+
+    async def _stop_once_fenced(self, journal: SqlJournal) -> None:
+        """Another host took this shard's lease over: close the command channel (its callers
+        find the shard again through Ray) and refuse every call from now on."""
+        assert self._stop is not None
+        while not journal.fenced:
+            await asyncio.sleep(FENCE_CHECK_EVERY)
+        log.critical("shard %d: %s; this host serves nothing more", self.shard, journal.last_error)
+        self._fenced = True
+        self._stop.set()
 
     async def _peers(self) -> dict[int, ShardClient]:
         import ray
@@ -233,7 +249,7 @@ class ShardHost:
 
     async def endpoint(self) -> Endpoint:
         """Where this host takes commands (cluster/channel.py), once it has recovered."""
-        await self.start()
+        await self._system_ready()
         assert self._endpoint is not None
         return self._endpoint
 
@@ -279,6 +295,8 @@ class ShardHost:
 
     async def _system_ready(self) -> EngineSystem:
         await self.start()
+        if self._fenced:
+            raise RuntimeError(f"shard {self.shard} was taken over by another host")
         assert self._system is not None
         return self._system
 
