@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest bench loadtest soak clean
+.PHONY: run run-cluster test lint typecheck pytest bench loadtest soak clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -14,6 +14,17 @@ $(STAMP): pyproject.toml
 
 run: $(STAMP)
 	$(BIN)/concert-queue serve
+
+# The same service as a cluster on Ray (needs PostgreSQL and Redis running: see the README).
+CLUSTER_STAMP := $(VENV)/.installed-cluster
+$(CLUSTER_STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[cluster]'
+	touch $(CLUSTER_STAMP)
+
+run-cluster: $(CLUSTER_STAMP)
+	$(BIN)/concert-queue serve --cluster
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
