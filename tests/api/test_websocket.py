@@ -30,9 +30,11 @@ async def test_a_waiting_client_gets_falling_ranks_then_its_admission(api: Api) 
     async with api.paused_queue():
         ahead = [await api.waiting_user("ahead") for _ in range(2)]
         user = await api.waiting_user("me")
-        await api.admin("PATCH", "/admin/queue", {"batchSize": 1, "intervalSeconds": 1.0})
+        # Admissions further apart than two rank passes (RANK_PERIOD, 1 s): a pass always
+        # comes between two of them, so every rank is pushed before the next admission.
+        await api.admin("PATCH", "/admin/queue", {"batchSize": 1, "intervalSeconds": 2.5})
     try:
-        await api.until_status(ahead[0], "PROCESSING")  # one admitted at once, then one a second
+        await api.until_status(ahead[0], "PROCESSING")  # one admitted at once, then one every 2.5 s
         async with websocket(api.server, user.token) as ws:
             ranks = [QueueRankMessage.model_validate(await next_message(ws)).rank]
             while (message := await next_message(ws))["type"] == "queue.rank":
