@@ -33,7 +33,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
-from typing import ClassVar, final
+from typing import ClassVar, cast, final
 
 from starlette.types import Receive, Scope, Send
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -159,8 +159,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     # The answer to every request on this connection, instead of the app's.
     _refusal: Refusal | None = None
 
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # asyncio's signature (uvicorn narrows it): every transport here is a stream's.
+        super().connection_made(cast(asyncio.Transport, transport))
         guard = self.guard
         limits = guard.limits
         self._room = self._max_head = limits.max_head_bytes
