@@ -30,10 +30,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
-import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -46,6 +43,7 @@ import httpx
 from loadtests.bench_http import SERVER_ENV, Request, loads_of, on_sale
 from loadtests.databases import fresh_postgres_schema
 from loadtests.figures import Figure, percentile, publish
+from loadtests.loadgen import run_apart
 from loadtests.server_process import ServerProcess
 
 DEFAULT_DATABASE = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -116,20 +114,9 @@ class Deployment:
             "raw": True,
             "requests": self.loads[load],
         }
-        path = self.directory / f"spec-{self.name}-{load}.json"
-        out = self.directory / f"result-{self.name}-{load}.json"
-        path.write_text(json.dumps(spec))
         cpu = self.server.tree_cpu_seconds()
-        done = subprocess.run(
-            [sys.executable, "-m", "loadtests.loadgen", str(path), str(out)],
-            capture_output=True,
-            text=True,
-            timeout=seconds + warmup + 120,
-        )
+        result = run_apart(spec, self.directory, f"{self.name}-{load}-{connections}")
         used = self.server.tree_cpu_seconds() - cpu
-        if done.returncode != 0:
-            raise RuntimeError(f"the load generator failed:\n{done.stderr[-3000:]}")
-        result: dict[str, Any] = json.loads(out.read_text())
         # The warmup's CPU is in `used` too: charge only the measured window's share.
         measured = result["seconds"] / (result["seconds"] + warmup)
         self.rounds.setdefault((load, connections), Rounds()).add(result, used * measured)

@@ -26,8 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +35,7 @@ import anyio
 import httpx
 
 from loadtests.figures import Figure, percentile, publish
+from loadtests.loadgen import run_apart
 from loadtests.server_process import ServerProcess
 from loadtests.service_client import (
     DateOnSale,
@@ -198,22 +197,11 @@ class Generator:
             "raw": rate is None,
             "requests": requests,
         }
-        path = self.directory / f"spec-{name}.json"
-        path.write_text(json.dumps(spec))
         journal = self.journal_stats()
         self.diagnostics()  # opens the window
         cpu = self.server.cpu_seconds()
-        out = self.directory / f"result-{name}.json"
-        done = subprocess.run(
-            [sys.executable, "-m", "loadtests.loadgen", str(path), str(out)],
-            capture_output=True,
-            text=True,
-            timeout=seconds + warmup + 120,
-        )
+        result = run_apart(spec, self.directory, name)
         server_cpu = self.server.cpu_seconds() - cpu
-        if done.returncode != 0:
-            raise RuntimeError(f"the load generator failed:\n{done.stderr[-3000:]}")
-        result: dict[str, Any] = json.loads(out.read_text())
         # The window closes first: listing thousands of actors (the journal figures come with
         # them) holds the loop for a while, and that is the admin API's cost, not the load's.
         result["server_stalls"] = self.diagnostics()

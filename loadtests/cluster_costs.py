@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -46,6 +44,7 @@ from loadtests.bench_http import (
 )
 from loadtests.databases import fresh_postgres_schema
 from loadtests.figures import RESULTS
+from loadtests.loadgen import run_apart
 from loadtests.server_process import ServerProcess
 from loadtests.service_client import DateOnSale, Member
 
@@ -102,27 +101,16 @@ def measured(root: psutil.Process) -> Iterator[Callable[[], dict[str, float]]]:
 
 def closed_loop(server: ServerProcess, requests: list[Request], seconds: float) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
-        spec, out = Path(tmp) / "spec.json", Path(tmp) / "out.json"
-        spec.write_text(
-            json.dumps(
-                {
-                    "host": "127.0.0.1",
-                    "port": server.port,
-                    "connections": CONNECTIONS,
-                    "seconds": seconds,
-                    "warmup": 0.0,
-                    "rate": None,
-                    "requests": requests,
-                }
-            )
-        )
-        subprocess.run(
-            [sys.executable, "-m", "loadtests.loadgen", str(spec), str(out)],
-            check=True,
-            timeout=seconds + 120,
-        )
-        result: dict[str, Any] = json.loads(out.read_text())
-        return result
+        spec = {
+            "host": "127.0.0.1",
+            "port": server.port,
+            "connections": CONNECTIONS,
+            "seconds": seconds,
+            "warmup": 0.0,
+            "rate": None,
+            "requests": requests,
+        }
+        return run_apart(spec, Path(tmp), "phase")
 
 
 def join_requests(count: int) -> list[Request]:

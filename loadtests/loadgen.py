@@ -25,10 +25,12 @@ import asyncio
 import itertools
 import json
 import re
+import subprocess
 import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import uvloop
@@ -256,6 +258,23 @@ async def main_async(spec: dict[str, Any]) -> dict[str, Any]:
     else:
         run, elapsed = await closed_loop(spec, requests)
     return summarize(run, elapsed, spec)
+
+
+def run_apart(spec: dict[str, Any], directory: Path, name: str) -> dict[str, Any]:
+    """Run the generator on `spec` in a process of its own (spec and result as files named
+    after `name` in `directory`); its result. Raises RuntimeError if it fails."""
+    path, out = directory / f"spec-{name}.json", directory / f"result-{name}.json"
+    path.write_text(json.dumps(spec))
+    done = subprocess.run(
+        [sys.executable, "-m", "loadtests.loadgen", str(path), str(out)],
+        capture_output=True,
+        text=True,
+        timeout=spec["seconds"] + spec.get("warmup", 0.0) + 120,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"the load generator failed:\n{done.stderr[-3000:]}")
+    result: dict[str, Any] = json.loads(out.read_text())
+    return result
 
 
 def main() -> None:
