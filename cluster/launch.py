@@ -70,10 +70,23 @@ def prepare_database(settings: Settings) -> None:
         database.dispose()
 
 
+def placement(shard: int, nodes: list[str]) -> Any:
+    """Where a shard's host goes: the nodes alive at the start in turn, so that a node's loss
+    is as few shards' as can be. Soft, so that Ray restarts a host elsewhere when its node is
+    gone. (Ray's own SPREAD is best effort: on a busy node it may put every host on one.)"""
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    if not nodes:
+        return "SPREAD"
+    return NodeAffinitySchedulingStrategy(nodes[shard % len(nodes)], soft=True)
+
+
 def start_hosts(settings: Settings, cluster: ClusterSettings) -> list[Any]:
     import ray
 
     remote_host: Any = ray.remote(ShardHost)
+    every_node: Any = ray.nodes  # untyped in Ray
+    nodes = sorted(node["NodeID"] for node in every_node() if node["Alive"])
     hosts = [
         remote_host.options(
             name=host_name(shard),
@@ -81,7 +94,7 @@ def start_hosts(settings: Settings, cluster: ClusterSettings) -> list[Any]:
             max_restarts=-1,  # Ray starts a host that dies again, and it recovers
             max_task_retries=0,  # a call it did not answer is the caller's to retry
             max_concurrency=1000,
-            scheduling_strategy="SPREAD",  # over the cluster's nodes: a node's loss is one shard's
+            scheduling_strategy=placement(shard, nodes),
         ).remote(
             shard,
             cluster.shards,
