@@ -3,8 +3,11 @@
 `History` keeps one `Sample` every `SAMPLE_SECONDS` in a ring buffer of `WINDOW_SECONDS`: the
 queue's length, admissions per minute, holds per second, seats sold per minute and the p99
 latency of the hold route over the interval. A sample only reads what the service counts
-anyway (the metrics' event counters and request histogram, web/metrics.py) and the waiting
-room's summary, so no request does any work for it; the sampler is one task of the app's task
+anyway (the metrics' counters of committed events and its request histogram, web/metrics.py),
+so no request does any work for it, and no actor is asked (in a cluster, asking for an actor's
+stats makes a gateway fetch every actor's from the hosts). The queue's length and the active
+users are the engine's totals read once, at the first sample, moved on by the joins,
+admissions, expiries and completions counted since. The sampler is one task of the app's task
 group (`History.run`). The figures are those of the process that answers (in a cluster, one
 gateway's requests; the events of every shard).
 """
@@ -19,14 +22,13 @@ from typing import Protocol
 
 import anyio
 
-from engine.face import ActorDetail
+from engine.face import ActorStats, Totals
 from web.metrics import Metrics
 
 SAMPLE_SECONDS = 5.0
 WINDOW_SECONDS = 30 * 60.0
 HOLD_ROUTE = ("POST", "/api/reservations")
 PAY_ROUTE = ("POST", "/api/payments")
-ROOM_KEY = "waiting-room"
 
 
 class Figures(Protocol):
@@ -35,7 +37,7 @@ class Figures(Protocol):
     @property
     def ready(self) -> bool: ...
 
-    def actor_detail(self, key: str) -> ActorDetail | None: ...
+    def totals(self, stats: Sequence[ActorStats] | None = None) -> Totals: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,10 +56,21 @@ class _Reading:
     """The cumulative figures at one instant; a sample is the difference of two readings."""
 
     monotonic: float
+    joins: int
     admissions: int
+    leaves: int  # active windows that ran out, and tokens completed
     holds: int
     sold: int
     hold_buckets: tuple[float, ...]  # requests per latency bucket, the last one past every bound
+
+
+@dataclass(frozen=True, slots=True)
+class _Baseline:
+    """The queue as the engine's totals said at one reading."""
+
+    waiting: int
+    active: int
+    reading: _Reading
 
 
 class History:
@@ -74,6 +87,7 @@ class History:
         self.every = every
         self.samples: deque[Sample] = deque(maxlen=max(1, round(window / every)))
         self._last: _Reading | None = None
+        self._baseline: _Baseline | None = None
 
     async def run(self) -> None:
         """Sample every `every` seconds until cancelled."""
@@ -89,16 +103,21 @@ class History:
             return
         reading = self._read(time.monotonic() if monotonic is None else monotonic)
         last, self._last = self._last, reading
+        if self._baseline is None:
+            # The only read of the engine's totals (not free with many users: they sum every
+            # balance); from here on the counted events move the queue's figures on.
+            totals = engine.totals(())
+            self._baseline = _Baseline(totals.waiting, totals.active, reading)
         if last is None or reading.monotonic <= last.monotonic:
             return
         seconds = reading.monotonic - last.monotonic
-        room = engine.actor_detail(ROOM_KEY)
-        summary = room.stats.state if room is not None else {}
+        base = self._baseline
+        admitted = reading.admissions - base.reading.admissions
         self.samples.append(
             Sample(
                 at=time.time() if at is None else at,
-                waiting=_int(summary.get("waiting")),
-                active=_int(summary.get("active")),
+                waiting=max(0, base.waiting + reading.joins - base.reading.joins - admitted),
+                active=max(0, base.active + admitted - (reading.leaves - base.reading.leaves)),
                 admissions_per_minute=(reading.admissions - last.admissions) * 60 / seconds,
                 holds_per_second=(reading.holds - last.holds) / seconds,
                 sales_per_minute=(reading.sold - last.sold) * 60 / seconds,
@@ -132,15 +151,13 @@ class History:
             buckets = (0.0,) * (len(self.metrics.requests.buckets) + 1)
         return _Reading(
             monotonic=monotonic,
+            joins=totals["queue_joins"],
             admissions=totals["queue_admissions"],
+            leaves=totals["queue_expiries"] + totals["queue_completions"],
             holds=totals["seat_holds"],
             sold=totals["seats_sold"],
             hold_buckets=buckets,
         )
-
-
-def _int(value: object) -> int:
-    return value if isinstance(value, int) else 0
 
 
 def _quantile_ms(q: float, bounds: Sequence[float], counts: Sequence[float]) -> float | None:

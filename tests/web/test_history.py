@@ -4,11 +4,12 @@ given instants, never by waiting."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import pytest
 
-from engine.face import ActorDetail, ActorStats
+from engine.face import ActorStats, Totals
 from web.history import HOLD_ROUTE, History
 from web.runtime import Runtime
 from web.settings import Settings
@@ -16,15 +17,17 @@ from web.settings import Settings
 
 @dataclass
 class Room:
-    """The engine as a sample sees it: ready or not, and the waiting room's summary."""
+    """The engine as a sample sees it: ready or not, and its totals (of which the queue's)."""
 
     ready: bool = True
-    summary: dict[str, int] = field(default_factory=lambda: {"waiting": 0, "active": 0})
+    waiting: int = 0
+    active: int = 0
+    totals_read: list[int] = field(default_factory=list)
 
-    def actor_detail(self, key: str) -> ActorDetail | None:
-        assert key == "waiting-room"
-        stats = ActorStats(key, "waiting-room", 0, 1, 0, 0, 0, 0, 0.0, 0.0, 0.0, self.summary)
-        return ActorDetail(stats)
+    def totals(self, stats: Sequence[ActorStats] | None = None) -> Totals:
+        assert stats == (), "the sample must not make the engine summarise every actor"
+        self.totals_read.append(1)
+        return Totals(self.waiting, self.active, *([0] * 15))
 
 
 def _history(room: Room, window: float = 60.0) -> tuple[History, Runtime]:
@@ -33,18 +36,22 @@ def _history(room: Room, window: float = 60.0) -> tuple[History, Runtime]:
 
 
 def test_a_sample_gives_the_rates_of_the_counters_over_its_interval() -> None:
-    room = Room()
+    room = Room(waiting=450, active=30)
     history, runtime = _history(room)
     history.sample(monotonic=100.0, at=1_000.0)
     totals = runtime.metrics.events.totals
     totals["seat_holds"] += 50
     totals["seats_sold"] += 3
+    totals["queue_joins"] += 50
     totals["queue_admissions"] += 100
-    room.summary = {"waiting": 400, "active": 100}
+    totals["queue_expiries"] += 20
+    totals["queue_completions"] += 10
     history.sample(monotonic=110.0, at=1_010.0)
 
     (sample,) = history.samples
+    # The queue: 450 + 50 joined - 100 admitted; active: 30 + 100 - 20 ran out - 10 paid.
     assert (sample.at, sample.waiting, sample.active) == (1_010.0, 400, 100)
+    assert len(room.totals_read) == 1  # the engine's totals are read once, at the start
     assert sample.holds_per_second == pytest.approx(5.0)
     assert sample.sales_per_minute == pytest.approx(18.0)
     assert sample.admissions_per_minute == pytest.approx(600.0)
