@@ -29,6 +29,9 @@ def test_the_dashboard_pauses_admission_and_a_buyer_waits_until_it_resumes(
     expect(dashboard.queue_state).to_have_text("running")
     expect(dashboard.actor_row("waiting-room")).to_be_visible()
     expect(dashboard.actor_row("waiting-room").locator("td").nth(2)).to_have_text(re.compile(r"\d"))
+    # An embedded server has no cluster: neither its card nor the actors' Host column shows.
+    expect(dashboard.page.locator("#cluster-card")).to_be_hidden()
+    expect(dashboard.actor_row("waiting-room").locator("td.cluster-only")).to_be_hidden()
 
     dashboard.page.get_by_role("button", name="Pause admission").click()
     expect(dashboard.queue_state).to_have_text("paused")
@@ -148,7 +151,7 @@ def test_the_dashboard_charts_a_small_rush_from_the_servers_own_figures(
         for key in rows.evaluate_all("(rows) => rows.map((r) => r.dataset.actor)"):
             assert key.startswith("date:"), key
         dashboard.page.get_by_role("button", name="Processed", exact=True).click()
-        header = dashboard.page.locator("#actors-head th").nth(3)
+        header = dashboard.page.locator("#actors-head th").nth(4)  # after the Host column
         expect(header).to_have_attribute("aria-sort", re.compile("ascending|descending"))
         shots.take(dashboard.page, "actors-filtered-and-sorted")
 

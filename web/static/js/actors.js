@@ -9,6 +9,7 @@ const $ = (id) => document.getElementById(id);
 const COLUMNS = [
   { key: "key", label: "Actor", text: true },
   { key: "kind", label: "Kind", text: true },
+  { key: "host", label: "Host", text: true, only: "cluster-only" }, // shown in a cluster only
   { key: "mailboxDepth", label: "Mailbox" },
   { key: "processed", label: "Processed" },
   { key: "errors", label: "Errors" },
@@ -45,6 +46,7 @@ export function setupActorsTable(onChange = () => renderActors(view.actors)) {
       const th = document.createElement("th");
       th.scope = "col";
       if (!column.text) th.className = "num";
+      if (column.only) th.className = column.only;
       const button = document.createElement("button");
       button.type = "button";
       button.className = "sort";
@@ -74,10 +76,11 @@ function row(cells, { key = "", hot = false, summary = false } = {}) {
   tr.dataset.actor = key;
   tr.dataset.hot = String(hot);
   if (summary) tr.className = "summary-row";
-  cells.forEach(([text, numeric], index) => {
+  cells.forEach(([text, numeric, only], index) => {
     const cell = document.createElement(index === 0 ? "th" : "td");
     if (index === 0) cell.scope = "row";
     if (numeric) cell.className = "num";
+    if (only) cell.className = only;
     cell.textContent = text ?? "—";
     tr.append(cell);
   });
@@ -107,6 +110,7 @@ export function renderActors(actors) {
       [
         [a.key, false],
         [a.kind, false],
+        [a.host ?? "—", false, "cluster-only"],
         [capacity ? `${fmt(depth)} / ${fmt(capacity)}` : fmt(depth), true],
         [fmt(a.processed), true],
         [fmt(a.errors), true],
@@ -128,6 +132,7 @@ export function renderActors(actors) {
         [
           [`${idle.length} idle shards (${counts.join(", ")})`, false],
           ["folded", false],
+          ["—", false, "cluster-only"],
           ["0", true],
           [fmt(sum("processed")), true],
           ["0", true],

@@ -6,6 +6,7 @@
 import { renderActors, setupActorsTable } from "./actors.js";
 import { ApiError, asList, request } from "./api.js";
 import { renderCharts } from "./charts.js";
+import { refreshCluster } from "./cluster.js";
 import { describe } from "./errors.js";
 import { formatMoney, setCurrency } from "./money.js";
 import { SeatMap } from "./seatmap.js";
@@ -103,7 +104,11 @@ async function refresh() {
     renderTotals(overview);
     renderQueue(actors.find((a) => pick(a, "key") === WAITING_ROOM || pick(a, "kind") === WAITING_ROOM));
     renderActors(actors);
-    await Promise.all([renderHistory(), renderDates(actors.filter((a) => pick(a, "kind") === "date"))]);
+    await Promise.all([
+      renderHistory(),
+      refreshCluster((path) => admin("GET", path)),
+      renderDates(actors.filter((a) => pick(a, "kind") === "date")),
+    ]);
     setConn("live", `updated ${formatClock(Date.now())}`);
     $("updated").textContent = `Last updated ${formatClock(Date.now())}; refreshes every ${REFRESH_MS / 1000} s.`;
   } catch (error) {
