@@ -1,8 +1,11 @@
-# Two commands on a fresh machine: `make run` and `make test`. Both create .venv on first use.
+# Two commands on a fresh machine: `make run` and `make test`. Both create .venv on first use;
+# `make run` installs what serving needs and nothing else, `make test` the dev extra (the test,
+# benchmark and cluster tools) too.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+RUN_STAMP := $(VENV)/.installed-run
 
 .PHONY: run run-cluster test lint typecheck pytest bench loadtest soak clean
 
@@ -12,7 +15,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-run: $(STAMP)
+$(RUN_STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e .
+	touch $(RUN_STAMP)
+
+run: $(RUN_STAMP)
 	$(BIN)/concert-queue serve
 
 # The same service as a cluster on Ray (needs PostgreSQL and Redis running: see the README).

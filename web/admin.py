@@ -3,7 +3,8 @@
 Everything comes from the engine's face: every actor's stats (mailbox depth, processed
 commands, turn latency), one actor's whole state as the audit needs it (a date's seat map with
 holders, a wallet shard's balances, a checkout shard's payments, the waiting room's
-settings), totals over every actor, and the journal's health and figures.
+settings), totals over every actor, the journal's health and figures, and the last 30
+minutes of the service's figures for the dashboard's charts (web/history.py).
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ from web.schemas import (
     ConcertDateDetail,
     ConcertIn,
     GatewayOut,
+    HistoryOut,
+    HistorySampleOut,
     JournalOut,
     QueuePatch,
     QueueSettingsOut,
@@ -125,6 +128,7 @@ async def actors(call: Call) -> Response:
             totals=TotalsOut(**dataclasses.asdict(engine.totals(stats))),
             journal=journal_out(engine.journal_stats()),
             websockets=call.runtime.hub.count,
+            currency=call.runtime.settings.currency,
         )
     )
 
@@ -200,6 +204,31 @@ async def cluster(call: Call) -> Response:
     return json_response(ClusterOut(mode="cluster", shards=shards, gateways=gateways))
 
 
+async def history(call: Call) -> Response:
+    recorded = call.runtime.history
+    refused, failed = recorded.payments()
+    return json_response(
+        HistoryOut(
+            interval_seconds=recorded.every,
+            window_seconds=recorded.every * (recorded.samples.maxlen or 0),
+            samples=[
+                HistorySampleOut(
+                    at=instant(s.at),
+                    waiting=s.waiting,
+                    active=s.active,
+                    admissions_per_minute=round(s.admissions_per_minute, 3),
+                    holds_per_second=round(s.holds_per_second, 3),
+                    sales_per_minute=round(s.sales_per_minute, 3),
+                    hold_p99_ms=None if s.hold_p99_ms is None else round(s.hold_p99_ms, 3),
+                )
+                for s in recorded.samples
+            ],
+            payments_refused=refused,
+            payments_failed=failed,
+        )
+    )
+
+
 async def metrics(call: Call) -> Response:
     text = generate_latest(call.runtime.metrics.registry)
     return Response(text, media_type=CONTENT_TYPE_LATEST)
@@ -249,6 +278,12 @@ def endpoints() -> list[Endpoint]:
             "Cluster mode: every shard (host, lease epoch, restarts, recovery time, health) "
             "and every gateway; mode embedded and empty lists in one process",
             auth="admin", responses={200: Out(ClusterOut)}, tag="admin",
+        ),
+        Endpoint(
+            "GET", "/admin/history", history,
+            "The last 30 minutes of the service's own figures, a sample every 5 s: queue "
+            "length, admissions per minute, holds per second, sales per minute, hold p99",
+            auth="admin", engine=False, responses={200: Out(HistoryOut)}, tag="admin",
         ),
         Endpoint(
             "GET", "/metrics", metrics, "Prometheus metrics",

@@ -155,6 +155,7 @@ async def me(call: Call) -> Response:
 
 
 async def concerts(call: Call) -> Response:
+    currency = call.runtime.settings.currency
     return json_response(
         [
             ConcertOut(
@@ -162,6 +163,7 @@ async def concerts(call: Call) -> Response:
                 title=concert.title,
                 venue=concert.venue,
                 dates=sorted(d.date for d in concert.dates),
+                currency=currency,
             )
             for concert in call.engine.concerts()
         ]
@@ -237,12 +239,18 @@ async def charge(call: Call) -> Response:
     # now; the wallet decides, knowing the status (a new charge needs PROCESSING).
     status = me.status_at(call.engine.now())
     balance = await call.engine.ask(Charge(me.user_id, body.amount, idempotency_key(call), status))
-    return json_response(BalanceOut(user_id=me.user_id, balance=balance))
+    return json_response(balance_out(call, balance))
+
+
+def balance_out(call: Call, balance: int) -> BalanceOut:
+    return BalanceOut(
+        user_id=call.me.user_id, balance=balance, currency=call.runtime.settings.currency
+    )
 
 
 async def balance(call: Call) -> Response:
     me = call.me
-    return json_response(BalanceOut(user_id=me.user_id, balance=call.engine.balance(me.user_id)))
+    return json_response(balance_out(call, call.engine.balance(me.user_id)))
 
 
 async def pay(call: Call) -> Response:
@@ -260,6 +268,7 @@ async def pay(call: Call) -> Response:
             amount=result.amount,
             reservations=[reservation_out(r) for r in result.reservations],
             balance=result.balance,
+            currency=call.runtime.settings.currency,
         ),
         201,
     )
@@ -305,8 +314,9 @@ def endpoints() -> list[Endpoint]:
             auth="token", responses={200: Out(TokenOut)}, tag="queue",
         ),
         Endpoint(
-            "GET", "/api/concerts", concerts, "Concerts on sale",
-            responses={200: Out(ConcertOut, many=True)}, tag="catalog",
+            "GET", "/api/concerts", concerts,
+            "Concerts on sale (with any genuine token: a buyer's tickets name them)",
+            auth="token", responses={200: Out(ConcertOut, many=True)}, tag="catalog",
         ),
         Endpoint(
             "GET", "/api/concerts/{concertId}/dates", dates,
@@ -336,8 +346,8 @@ def endpoints() -> list[Endpoint]:
         ),
         Endpoint(
             "GET", "/api/reservations", reservations,
-            "The caller's holds and purchases",
-            responses={200: Out(ReservationOut, many=True)}, tag="reservations",
+            "The caller's holds and purchases (with any genuine token, COMPLETED included)",
+            auth="token", responses={200: Out(ReservationOut, many=True)}, tag="reservations",
         ),
         Endpoint(
             "DELETE", "/api/reservations/{reservationId}", release, "Release a hold",
@@ -355,8 +365,9 @@ def endpoints() -> list[Endpoint]:
             params=(IDEMPOTENCY_PARAM,), tag="money",
         ),
         Endpoint(
-            "GET", "/api/balance", balance, "The caller's balance",
-            responses={200: Out(BalanceOut)}, tag="money",
+            "GET", "/api/balance", balance,
+            "The caller's balance (with any genuine token, COMPLETED included)",
+            auth="token", responses={200: Out(BalanceOut)}, tag="money",
         ),
         Endpoint(
             "POST", "/api/payments", pay,

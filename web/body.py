@@ -101,8 +101,34 @@ def validation_error(invalid: ValidationError) -> ApiError:
         return ApiError(VALIDATION_ERROR, f"unknown field {field}", field=field)
     if first["type"] == "model_type":
         return ApiError(VALIDATION_ERROR, "the body must be a JSON object")
-    message = f"{field}: {first['msg']}" if field else first["msg"]
+    words = _WORDS.get(first["type"])
+    if words is not None and field:
+        message = f"{field} {words.format(**first.get('ctx', {}))}"
+    else:
+        message = f"{field}: {first['msg']}" if field else first["msg"]
     return ApiError(VALIDATION_ERROR, message, field=field)
+
+
+# pydantic's words for the common refusals, said the way the engine's refusals say them
+# ("seat must be between 1 and 50"), after the field's name.
+_WORDS: dict[str, str] = {
+    "missing": "is required",
+    "greater_than_equal": "must be at least {ge}",
+    "less_than_equal": "must be at most {le}",
+    "greater_than": "must be more than {gt}",
+    "less_than": "must be less than {lt}",
+    "int_type": "must be an integer",
+    "int_from_float": "must be an integer",
+    "float_type": "must be a number",
+    "string_type": "must be a string",
+    "bool_type": "must be true or false",
+    "list_type": "must be a list",
+    "string_too_short": "must have at least {min_length} characters",
+    "string_too_long": "must have at most {max_length} characters",
+    "too_short": "must have at least {min_length} items",
+    "too_long": "must have at most {max_length} items",
+    "string_pattern_mismatch": "must match {pattern}",
+}
 
 
 def _loads(raw: bytes | str) -> Any:

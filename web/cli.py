@@ -28,6 +28,7 @@ import uvicorn
 
 from persistence.database import connect, ensure_schema, normalize_url
 from persistence.lease import LeaseHeld, blocker
+from web.admin_token import token_file, with_stable_admin_token
 from web.app import ServiceApp, create_app
 from web.limits import Limits
 from web.logs import redact_tokens
@@ -158,6 +159,7 @@ def serve(settings: Settings, log_level: str = "info") -> int:
         print(f"concert-queue: {refusal}", file=sys.stderr)
         return 2
     print(f"database: {settings.database_url}", flush=True)
+    settings = with_stable_admin_token(settings)
     return run_server(settings, create_app(settings), log_level)
 
 
@@ -194,7 +196,12 @@ def run_server(
     redact_tokens()  # uvicorn.Config has just configured its loggers
     print(f"concert-queue on {settings.url}", flush=True)
     if settings.admin_token_generated:
-        print(f"admin token (generated; set ADMIN_TOKEN to fix it): {settings.admin_token}")
+        kept = token_file(settings.database_url)
+        where = f"kept in {kept}" if kept is not None else "new at each start"
+        print(
+            f"admin token (generated, {where}; set ADMIN_TOKEN to choose one): "
+            f"{settings.admin_token}"
+        )
     else:
         print("admin token: the value of ADMIN_TOKEN")
     print(

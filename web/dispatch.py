@@ -3,8 +3,9 @@ it (or by the routing error), and is counted in the metrics once, here.
 
 A route without path parameters is found by one dict lookup on (method, path); the routes
 with parameters (a few) are tried in turn with Starlette's own matching; then the static
-files. What matches no route is a 404, a path whose route takes other methods a 405 with
-`Allow` (OPTIONS included), a plain GET of the websocket's path a 426; all in the error model.
+files. What matches no route is a 404 (an HTML page for a browser, web/pages.py), a path
+whose route takes other methods a 405 with `Allow` (OPTIONS included), a plain GET of the
+websocket's path a 426; all in the error model.
 Websockets go to the hub, the lifespan to Starlette's router.
 
 This is the speed-critical shortcut of the web layer, kept in this one module: there is no
@@ -26,6 +27,7 @@ from engine.errors import NOT_FOUND
 from web.endpoints import EndpointApp
 from web.errors import INTERNAL, METHOD_NOT_ALLOWED, UPGRADE_REQUIRED, error_response
 from web.metrics import Metrics
+from web.pages import not_found_page, wants_html
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +120,11 @@ class Dispatch:
             return UNMATCHED, 405
         if self.static.matches(scope)[0] is Match.FULL:
             return self.static.path, await self._static(scope, receive, send)
-        response = error_response(404, NOT_FOUND, f"no route {path}")
+        response = (
+            not_found_page(path)
+            if wants_html(scope)
+            else error_response(404, NOT_FOUND, f"no route {path}")
+        )
         await response(scope, receive, send)
         return UNMATCHED, 404
 
@@ -138,9 +144,12 @@ class Dispatch:
             status = error.status_code
             code = NOT_FOUND if status == 404 else METHOD_NOT_ALLOWED
             headers = dict(error.headers or {})
-            await error_response(status, code, f"no file {scope['path']}", headers=headers)(
-                scope, receive, send
+            response = (
+                not_found_page(scope["path"])
+                if status == 404 and wants_html(scope)
+                else error_response(status, code, f"no file {scope['path']}", headers=headers)
             )
+            await response(scope, receive, send)
         except Exception:
             log.exception("serving a static file failed")
             if status == 500:

@@ -68,6 +68,8 @@ STATUS_OF_CODE: dict[str, int] = {
 # One encoder for every error body: `json.dumps` with options builds a new one per call.
 _encode = json.JSONEncoder(separators=(",", ":")).encode
 
+BEARER_CHALLENGE = 'Bearer realm="concert-queue"'
+
 # Seconds a client is told to wait when a command could not run for a passing reason.
 UNAVAILABLE_RETRY_AFTER = 1
 
@@ -107,6 +109,9 @@ def error_response(
     field: str | None = None,
     headers: dict[str, str] | None = None,
 ) -> Response:
+    if status == 401:
+        # RFC 9110: a 401 names the scheme that would be accepted.
+        headers = {**(headers or {}), "WWW-Authenticate": BEARER_CHALLENGE}
     return JsonResponse(_encode(error_body(code, message, field)).encode(), status, headers)
 
 

@@ -27,6 +27,7 @@ from engine.system import EngineSystem
 from persistence import Store, open_store
 from persistence.lease import ENGINE as ENGINE_LEASE
 from web.errors import UNAVAILABLE, UNAVAILABLE_RETRY_AFTER, ApiError
+from web.history import History
 from web.hub import GOING_AWAY, Hub
 from web.metrics import Metrics
 from web.settings import Settings
@@ -76,6 +77,9 @@ class Runtime:
         self.settings = settings
         self.hub = Hub(settings.engine.hold_seconds)
         self.metrics = Metrics(self)
+        self.history = History(
+            self.metrics, lambda: self._system, every=settings.history_sample_seconds
+        )
         self._system: Engine | None = None
         self.startup_error: str | None = None
         self.draining = False
@@ -127,6 +131,7 @@ class Runtime:
         tune_collector()
         async with anyio.create_task_group() as tg:
             tg.start_soon(self.hub.run)
+            tg.start_soon(self.history.run)
             await tg.start(self._run)
             try:
                 yield

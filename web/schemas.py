@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import math
 from datetime import UTC, date, datetime
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, overload
 
 import orjson
 from pydantic import (
@@ -44,6 +44,12 @@ USER_ID_PATTERN = r"^[A-Za-z0-9_.@-]{1,64}$"
 DATE_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
 
 
+@overload
+def instant(seconds: float) -> str: ...
+@overload
+def instant(seconds: None) -> None: ...
+@overload
+def instant(seconds: float | None) -> str | None: ...
 def instant(seconds: float | None) -> str | None:
     """Unix seconds as the API's one time representation (ISO-8601 UTC, ms, `Z`): what
     `datetime.fromtimestamp(seconds, UTC).isoformat(timespec="milliseconds")` says (rounded to
@@ -200,6 +206,9 @@ class ConcertOut(ResponseModel):
     title: str
     venue: str
     dates: list[str] = Field(description="every date of the concert (yyyy-mm-dd)")
+    currency: str = Field(
+        description="ISO 4217 code of every price and balance (CURRENCY)", examples=["EUR"]
+    )
 
 
 class DateOut(ResponseModel):
@@ -241,6 +250,9 @@ class ReleaseOut(ResponseModel):
 class BalanceOut(ResponseModel):
     user_id: str
     balance: int
+    currency: str = Field(
+        description="ISO 4217 code of every price and balance (CURRENCY)", examples=["EUR"]
+    )
 
 
 class PaymentOut(ResponseModel):
@@ -248,6 +260,9 @@ class PaymentOut(ResponseModel):
     amount: int
     reservations: list[ReservationOut]
     balance: int
+    currency: str = Field(
+        description="ISO 4217 code of every price and balance (CURRENCY)", examples=["EUR"]
+    )
 
 
 class ErrorDetail(ResponseModel):
@@ -441,11 +456,35 @@ class ClusterOut(ResponseModel):
     gateways: list[GatewayOut]
 
 
+class HistorySampleOut(ResponseModel):
+    at: Instant = Field(description="the end of the sample's interval")
+    waiting: int = Field(description="users waiting in the queue")
+    active: int = Field(description="users admitted and active")
+    admissions_per_minute: float
+    holds_per_second: float
+    sales_per_minute: float = Field(description="seats sold per minute")
+    hold_p99_ms: float | None = Field(
+        description="p99 latency of POST /api/reservations over the interval; null: no hold"
+    )
+
+
+class HistoryOut(ResponseModel):
+    interval_seconds: float = Field(description="seconds between two samples")
+    window_seconds: float = Field(description="how far back the samples go at most")
+    samples: list[HistorySampleOut] = Field(description="oldest first")
+    payments_refused: int = Field(
+        description="payments answered 4xx since the start: the buyer's (a short balance, an "
+        "expired hold, a seat not theirs)"
+    )
+    payments_failed: int = Field(description="payments answered 5xx since the start: ours")
+
+
 class ActorsOut(ResponseModel):
     actors: list[ActorStatsOut]
     totals: TotalsOut
     journal: JournalOut | None
     websockets: int
+    currency: str = Field(description="ISO 4217 code of revenue and money figures (CURRENCY)")
 
 
 # -- websocket messages ----------------------------------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from engine.face import MAX_SEATS
 from persistence import DEFAULT_URL
 
 STATIC_DIR = Path(__file__).parent / "static"
+CURRENCY_CODE = re.compile(r"[A-Z]{3}")
 
 T = TypeVar("T", int, float)
 
@@ -44,6 +46,10 @@ class Settings:
     # HEADER_TIMEOUT_SECONDS (a request's head, and body, must arrive within it).
     max_connections: int | None = None
     header_timeout_seconds: float = 10.0
+    # CURRENCY: the ISO 4217 code of every price and balance (the engine counts whole units).
+    currency: str = "EUR"
+    # HISTORY_SAMPLE_SECONDS: between two samples of the dashboard's charts (web/history.py).
+    history_sample_seconds: float = 5.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -74,6 +80,10 @@ class Settings:
             ),
             "max_connections": _optional_int(env, "MAX_CONNECTIONS"),
             "header_timeout_seconds": _number(env, "HEADER_TIMEOUT_SECONDS", float, 10.0, low=0.1),
+            "currency": _currency(env, defaults.currency),
+            "history_sample_seconds": _number(
+                env, "HISTORY_SAMPLE_SECONDS", float, 5.0, low=0.1, high=600
+            ),
         }
         if admin_token:
             values |= {"admin_token": admin_token, "admin_token_generated": False}
@@ -107,6 +117,15 @@ def _number(
     if (low is not None and value < low) or (high is not None and value > high):
         raise SettingsError(f"{name}={raw!r} must be between {low} and {high or 'any'}")
     return value
+
+
+def _currency(env: Mapping[str, str], default: str) -> str:
+    raw = env.get("CURRENCY", "").strip()
+    if not raw:
+        return default
+    if not CURRENCY_CODE.fullmatch(raw):
+        raise SettingsError(f"CURRENCY={raw!r} must be a three-letter ISO 4217 code, e.g. EUR")
+    return raw
 
 
 def _optional_int(env: Mapping[str, str], name: str) -> int | None:

@@ -18,7 +18,7 @@ async def test_charge_adds_to_the_balance(api: Api) -> None:
     assert await api.balance(user) == 0
     response = await api.charge(user, 250)
     assert response.status_code == 200
-    assert response.json() == {"userId": user.user_id, "balance": 250}
+    assert response.json() == {"userId": user.user_id, "balance": 250, "currency": "EUR"}
     assert (await api.charge(user, 10**9)).json()["balance"] == 10**9 + 250
     assert await api.balance(user) == 10**9 + 250
 
@@ -101,7 +101,15 @@ async def test_payment_sells_the_seats_and_completes_the_token(api: Api) -> None
 
     assert (await api.me(user))["status"] == "COMPLETED"
     after = await api.get("/api/balance", user)
-    assert (after.status_code, error_code(after)) == (403, "TOKEN_COMPLETED")
+    assert (after.status_code, after.json()["balance"]) == (200, 760)
+    tickets = await api.get("/api/reservations", user)
+    assert tickets.status_code == 200
+    assert {(r["seat"], r["status"], r["paymentId"]) for r in tickets.json()} == {
+        (1, "SOLD", paid["paymentId"]),
+        (2, "SOLD", paid["paymentId"]),
+    }
+    hold_again = await api.hold(user, holds[0]["concertId"], holds[0]["date"], 3)
+    assert (hold_again.status_code, error_code(hold_again)) == (403, "TOKEN_COMPLETED")
     seat = await api.seat_status(holds[0]["concertId"], holds[0]["date"], 1)
     assert (seat["status"], seat["holder"]) == ("SOLD", user.user_id)
 

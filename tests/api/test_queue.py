@@ -78,22 +78,35 @@ async def test_admission_is_in_batches_of_100_in_arrival_order(api: Api) -> None
 async def test_gate_refuses_a_waiting_token_with_queue_waiting(api: Api) -> None:
     async with api.paused_queue():
         user = await api.waiting_user()
-        for path in ("/api/concerts", "/api/reservations", "/api/balance"):
+        concert = "/api/concerts/aurora-2027/dates"
+        for path in (concert, f"{concert}/2027-01-15/seats"):
             response = await api.get(path, user)
             assert response.status_code == 403
             assert error_code(response) == "QUEUE_WAITING"
+        body = {"concertId": "aurora-2027", "date": "2027-01-15", "seat": 1}
+        hold = await api.post("/api/reservations", body, user)
+        assert (hold.status_code, error_code(hold)) == (403, "QUEUE_WAITING")
         assert (await api.get("/api/queue/tokens/me", user)).status_code == 200
+
+
+async def test_a_waiting_token_reads_its_own_tickets_balance_and_the_concerts(api: Api) -> None:
+    async with api.paused_queue():
+        user = await api.waiting_user()
+        for path in ("/api/concerts", "/api/reservations", "/api/balance"):
+            assert (await api.get(path, user)).status_code == 200
 
 
 async def test_gate_refuses_missing_and_forged_tokens(api: Api) -> None:
     missing = await api.get("/api/concerts")
     assert (missing.status_code, error_code(missing)) == (401, "TOKEN_MISSING")
+    assert missing.headers["WWW-Authenticate"].startswith("Bearer")
 
     genuine = await api.admitted()
     seq, _, mac = genuine.token.partition(".")
     for forged in (f"{seq}.{'A' * len(mac)}", f"{int(seq) + 1}.{mac}", "garbage", "1."):
         response = await api.get("/api/concerts", headers=bearer(forged))
         assert (response.status_code, error_code(response)) == (401, "TOKEN_INVALID")
+        assert response.headers["WWW-Authenticate"].startswith("Bearer")
     not_bearer = await api.get("/api/concerts", headers={"Authorization": f"Basic {mac}"})
     assert (not_bearer.status_code, error_code(not_bearer)) == (401, "TOKEN_INVALID")
     me = await api.get("/api/queue/tokens/me", headers=bearer("1.forged"))
@@ -108,7 +121,7 @@ async def test_gate_refuses_an_expired_token_and_rejoining_gives_a_new_one(api: 
         await api.admin("PATCH", "/admin/queue", {"activeTtlSeconds": 600})
     await api.until_status(user, "EXPIRED")
 
-    response = await api.get("/api/concerts", user)
+    response = await api.get("/api/concerts/aurora-2027/dates", user)
     assert (response.status_code, error_code(response)) == (403, "TOKEN_EXPIRED")
 
     again = await api.join(user.user_id)

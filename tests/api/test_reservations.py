@@ -20,7 +20,13 @@ async def test_concerts_dates_and_seats_are_listed(api: Api) -> None:
 
     concerts = (await api.get("/api/concerts", user)).json()
     mine = next(c for c in concerts if c["concertId"] == concert_id)
-    assert mine == {"concertId": concert_id, "title": "Test concert", "venue": "", "dates": days}
+    assert mine == {
+        "concertId": concert_id,
+        "title": "Test concert",
+        "venue": "",
+        "dates": days,
+        "currency": "EUR",
+    }
 
     dates = (await api.get(f"/api/concerts/{concert_id}/dates", user)).json()
     assert dates == [

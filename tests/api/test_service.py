@@ -231,6 +231,45 @@ async def test_unknown_routes_and_methods_answer_in_the_error_model(api: Api) ->
     assert slash.status_code in (307, 404)
 
 
+BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+
+
+@pytest.mark.parametrize("path", ["/no-such-page", "/static/no-such-file.html"])
+async def test_a_browser_gets_an_html_page_for_a_missing_path(api: Api, path: str) -> None:
+    page = await api.get(path, headers={"Accept": BROWSER_ACCEPT})
+    assert page.status_code == 404
+    assert page.headers["content-type"].startswith("text/html")
+    assert "Page not found" in page.text and path in page.text
+    for accept in ("application/json", "*/*", "application/json, text/html"):
+        data = await api.get(path, headers={"Accept": accept})
+        assert (data.status_code, error_code(data)) == (404, "NOT_FOUND")
+
+
+async def test_the_seats_of_an_unknown_concert_say_no_concert(api: Api) -> None:
+    user = await api.admitted()
+    concert = await api.get("/api/concerts/nope/dates/2027-01-15/seats", user)
+    assert (concert.status_code, concert.json()["error"]["message"]) == (404, "no concert nope")
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"concertId": "aurora-2027", "date": "2027-01-15", "seat": 0}, "seat must be at least 1"),
+        (
+            {"concertId": "aurora-2027", "date": "2027-01-15", "seat": "7"},
+            "seat must be an integer",
+        ),
+        ({"concertId": "aurora-2027", "seat": 7}, "date is required"),
+    ],
+)
+async def test_validation_messages_name_the_field_first_in_plain_words(
+    api: Api, body: dict[str, Any], message: str
+) -> None:
+    user = await api.admitted()
+    response = await api.post("/api/reservations", body, user)
+    assert (response.status_code, response.json()["error"]["message"]) == (422, message)
+
+
 async def test_head_of_a_get_route_answers_its_headers_without_a_body(api: Api) -> None:
     head = await api.http.head(api.url + "/healthz")
     get = await api.get("/healthz")

@@ -118,7 +118,7 @@ def running_server(workdir: Path, **env: str) -> Iterator[Server]:
         process.stop()
 
 
-@pytest.fixture(scope="package")
+@pytest.fixture(scope="session")
 def chromium() -> Path:
     if not CHROMIUM.exists():
         message = f"{CHROMIUM} is missing (apt-get install chromium)"
@@ -128,7 +128,11 @@ def chromium() -> Path:
     return CHROMIUM
 
 
-@pytest.fixture(scope="package")
+# Per module: Playwright's sync API keeps an event loop of its own running in this thread until
+# it stops, and a module elsewhere that borrows this fixture (tests/cluster's dashboard test) must
+# not leave it running under the asyncio tests that follow it (a package-scoped fixture lives
+# until its own package, tests/browser, is done, which it already was: to the session's end).
+@pytest.fixture(scope="module")
 def browser(chromium: Path) -> Iterator[Browser]:
     expect.set_options(timeout=STEP_TIMEOUT_MS)
     with sync_playwright() as playwright:

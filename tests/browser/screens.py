@@ -85,8 +85,32 @@ class BuyerScreen:
     def add_money(self) -> None:
         self.page.get_by_role("button", name="Add money").click()
 
+    @property
+    def pay_button(self) -> Locator:
+        return self.page.get_by_role("button", name=re.compile(r"^Pay"))
+
+    @property
+    def pay_reason(self) -> Locator:
+        return self.page.locator("#pay-reason")
+
     def pay(self) -> None:
-        self.page.get_by_role("button", name=re.compile(r"^Pay")).click()
+        self.pay_button.click()
+
+    def my_tickets(self) -> Locator:
+        return self.page.get_by_role("list", name="My tickets").get_by_role("listitem")
+
+    def expect_my_tickets(self, seats: list[int], payment: str) -> None:
+        """ "My tickets" lists these seats of the demo concert, each with its payment."""
+        tickets = self.my_tickets()
+        expect(tickets).to_have_count(len(seats))
+        for ticket, seat in zip(tickets.all(), seats, strict=True):
+            expect(ticket).to_contain_text("Aurora — live in concert")
+            expect(ticket).to_contain_text("Main Hall")
+            expect(ticket).to_contain_text(f"Seat {seat} · €120")
+            expect(ticket).to_contain_text(f"Payment {payment}")
+
+    def expect_no_sideways_scroll(self) -> None:
+        expect_no_sideways_scroll(self.page)
 
     def mark_page(self) -> None:
         """Leave a mark in the page's memory: it is gone if the page reloads."""
@@ -117,8 +141,32 @@ class Dashboard:
             .locator("dd")
         )
 
+    def sales_stat(self, name: str) -> Locator:
+        """The value shown under a figure of the Sales card, e.g. sales_stat("Seats sold")."""
+        return (
+            self.page.locator("#totals div")
+            .filter(has=self.page.get_by_text(name, exact=True))
+            .locator("dd")
+        )
+
     def actor_row(self, key: str) -> Locator:
         return self.page.locator(f'#actors tr[data-actor="{key}"]')
 
     def seat_rows(self) -> Locator:
         return self.page.locator("#dates details[open] tbody tr")
+
+
+def expect_no_sideways_scroll(page: Page) -> None:
+    """Nothing on the page is wider than the viewport (the phone test's first rule)."""
+    overflow = page.evaluate(
+        """() => {
+            const width = document.documentElement.clientWidth;
+            const wide = [...document.querySelectorAll("body *")]
+                .filter((el) => el.getClientRects().length > 0)
+                .filter((el) => el.getBoundingClientRect().right > width + 0.5)
+                .filter((el) => !el.closest(".table-wrap"))
+                .map((el) => el.id || el.className || el.tagName);
+            return {scroll: document.documentElement.scrollWidth, width, wide: wide.slice(0, 5)};
+        }"""
+    )
+    assert overflow["scroll"] <= overflow["width"], overflow

@@ -39,26 +39,40 @@ def test_a_buyer_joins_holds_two_seats_charges_pays_and_sees_the_confirmation(
     buyer.expect_mine(1)
     buyer.expect_mine(2)
 
-    buyer.pay()
-    expect(buyer.message).to_contain_text("balance is too low")
+    # With too little money Pay is disabled, saying what is missing, in the currency.
+    expect(buyer.pay_button).to_be_disabled()
+    expect(buyer.pay_reason).to_have_text("Add €240 to your balance to pay.")
+    expect(buyer.pay_button).to_have_text("Pay €240 for 2 seats")
     expect(buyer.holds()).to_have_count(2)
-    shots.take(buyer.page, "insufficient-balance")
+    shots.take(buyer.page, "pay-disabled-balance-short")
 
     total = buyer.page.locator("#total").inner_text()
-    expect(buyer.page.get_by_label("Add to balance")).to_have_value(total)
+    assert total == "€240"
+    expect(buyer.page.get_by_label("Add to balance")).to_have_value("240")
     buyer.add_money()
     expect(buyer.page.locator("#balance")).to_have_text(total)
+    expect(buyer.pay_button).to_be_enabled()
+    expect(buyer.pay_reason).to_have_text("")
     buyer.pay()
 
     expect(buyer.done_view).to_be_visible()
     tickets = buyer.page.get_by_role("list", name="Seats bought").get_by_role("listitem")
     expect(tickets).to_have_text(["Seat 1", "Seat 2"])
     expect(buyer.page.locator("#done-amount")).to_have_text(total)
+    payment = buyer.page.locator("#done-payment").inner_text()
+    buyer.expect_my_tickets([1, 2], payment)
     shots.take(buyer.page, "confirmation")
 
     buyer.page.reload()
     expect(buyer.done_view).to_be_visible()
     expect(tickets).to_have_text(["Seat 1", "Seat 2"])
+
+    # A new tab (no sessionStorage) reads the tickets from the server with the used token.
+    other_tab = BuyerScreen(buyer.page.context.new_page())
+    other_tab.page.goto(server.base_url + "/")
+    other_tab.expect_my_tickets([1, 2], payment)
+    expect(other_tab.page.get_by_label("Your user id")).to_be_visible()
+    shots.take(other_tab.page, "my-tickets-in-a-new-tab")
 
 
 def test_two_buyers_race_for_one_seat_and_the_loser_sees_it_taken_without_reloading(
@@ -103,6 +117,7 @@ def test_two_buyers_race_for_one_seat_and_the_loser_sees_it_taken_without_reload
     # The winner lets go: the loser's map turns it available by itself, and now it is theirs.
     winner.release(seat)
     loser.expect_available(seat)
+    expect(loser.message).to_be_hidden()  # "seat 11 was taken" is no longer true
     loser.hold(seat)
     loser.expect_mine(seat)
     winner.expect_taken_by_someone_else(seat)
@@ -263,3 +278,74 @@ def test_a_dropped_websocket_reconnects_by_itself_and_pushes_again(
     other.hold(seat)
     expect(buyer.seat(seat)).to_have_attribute("data-status", "HELD", timeout=1_500)
     buyer.expect_not_reloaded()
+
+
+def test_on_a_phone_the_buyer_page_fits_and_seats_are_big_enough_to_touch(
+    server: Server, pages: Pages, shots: Screenshots
+) -> None:
+    buyer = BuyerScreen(pages.open(server.base_url + "/", PHONE))
+    buyer.expect_no_sideways_scroll()
+    buyer.join(unique("phone"))
+    buyer.wait_for_seat_picker()
+    buyer.expect_no_sideways_scroll()
+    for number in (1, 25, 50):
+        box = buyer.seat(number).bounding_box()
+        assert box is not None and box["width"] >= 44 and box["height"] >= 44, (number, box)
+    # The date picker shows its whole choice inside the screen.
+    date_box = buyer.date_choice.bounding_box()
+    assert date_box is not None and date_box["x"] + date_box["width"] <= PHONE["width"]
+    shots.take(buyer.page, "phone-seat-picker")
+
+    seat = 45
+    buyer.hold(seat)
+    buyer.expect_mine(seat)
+    # The check mark sits in the corner, clear of the seat's number.
+    number_fits = buyer.seat(seat).evaluate(
+        """(el) => {
+            const text = document.createRange();
+            text.selectNodeContents(el.firstChild);
+            const digits = text.getBoundingClientRect();
+            const box = el.getBoundingClientRect();
+            const mark = getComputedStyle(el, "::after");
+            const markLeft = box.right - parseFloat(mark.right) - parseFloat(mark.width);
+            const markBottom = box.top + parseFloat(mark.top) + parseFloat(mark.height);
+            return markLeft >= digits.right || markBottom <= digits.top;
+        }"""
+    )
+    assert number_fits, "the check mark covers the seat number"
+    buyer.expect_no_sideways_scroll()
+    shots.take(buyer.page, "phone-seat-held")
+
+    buyer.page.get_by_label("Add to balance").fill("120")
+    buyer.add_money()
+    expect(buyer.pay_button).to_be_enabled()
+    buyer.pay()
+    expect(buyer.done_view).to_be_visible()
+    payment = buyer.page.locator("#done-payment").inner_text()
+    buyer.expect_my_tickets([seat], payment)
+    buyer.expect_no_sideways_scroll()
+    shots.take(buyer.page, "phone-my-tickets")
+
+
+def test_held_and_being_paid_seats_differ_by_more_than_colour(
+    server: Server, pages: Pages, shots: Screenshots
+) -> None:
+    buyer = BuyerScreen(pages.open(server.base_url + "/"))
+    buyer.join(unique("marks"))
+    buyer.wait_for_seat_picker()
+    # Draw the legend's seats: the marks of "held" and "being paid" are other shapes.
+    legend = buyer.page.get_by_role("list", name="Legend")
+    marks = legend.locator(".seat").evaluate_all(
+        """(seats) => seats.map((el) => {
+            const after = getComputedStyle(el, "::after");
+            return [el.dataset.status, el.dataset.mine, after.borderRadius, after.borderTopWidth,
+                    getComputedStyle(el).backgroundImage !== "none"];
+        })"""
+    )
+    held = next(m for m in marks if m[0] == "HELD")
+    paying = next(m for m in marks if m[0] == "CHECKOUT")
+    assert held[2:] != paying[2:], marks
+    assert paying[4] and not held[4]  # stripes for a seat being paid
+    expect(legend).to_contain_text("held (ring)")
+    expect(legend).to_contain_text("being paid (stripes)")
+    shots.take(buyer.page, "legend")

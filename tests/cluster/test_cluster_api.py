@@ -66,7 +66,7 @@ async def test_a_charge_retried_with_its_key_through_the_other_gateway_is_made_o
     one = await first.charge(user, 300, key="top-up")
     again = await second.charge(user, 300, key="top-up")
     assert one.status_code == again.status_code == 200
-    assert one.json() == again.json() == {"userId": user.user_id, "balance": 300}
+    assert one.json() == again.json() == {"userId": user.user_id, "balance": 300, "currency": "EUR"}
 
     async def balance_read_everywhere() -> bool:
         return all([await api.balance(user) == 300 for api in apis])

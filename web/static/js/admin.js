@@ -3,9 +3,12 @@
 // Polling rather than a socket: the admin API is plain HTTP and a refresh every 1.5 s is cheap
 // next to the rush it watches. The admin token stays in sessionStorage (this tab only).
 
+import { renderActors, setupActorsTable } from "./actors.js";
 import { ApiError, asList, request } from "./api.js";
-import { describe } from "./errors.js";
+import { renderCharts } from "./charts.js";
 import { refreshCluster } from "./cluster.js";
+import { describe } from "./errors.js";
+import { formatMoney, setCurrency } from "./money.js";
 import { SeatMap } from "./seatmap.js";
 import { formatClock, formatDay, secondsUntil, formatCountdown } from "./time.js";
 
@@ -101,8 +104,11 @@ async function refresh() {
     renderTotals(overview);
     renderQueue(actors.find((a) => pick(a, "key") === WAITING_ROOM || pick(a, "kind") === WAITING_ROOM));
     renderActors(actors);
-    await refreshCluster((path) => admin("GET", path));
-    await renderDates(actors.filter((a) => pick(a, "kind") === "date"));
+    await Promise.all([
+      renderHistory(),
+      refreshCluster((path) => admin("GET", path)),
+      renderDates(actors.filter((a) => pick(a, "kind") === "date")),
+    ]);
     setConn("live", `updated ${formatClock(Date.now())}`);
     $("updated").textContent = `Last updated ${formatClock(Date.now())}; refreshes every ${REFRESH_MS / 1000} s.`;
   } catch (error) {
@@ -128,12 +134,12 @@ function setConn(state, text) {
 function renderTotals(overview) {
   const totals = pick(overview, "totals") ?? {};
   const journal = pick(overview, "journal") ?? {};
+  setCurrency(pick(overview, "currency"));
   $("t-sold").textContent = fmt(pick(totals, "sold"));
   $("t-held").textContent = fmt(pick(totals, "held"));
   $("t-checkout").textContent = fmt(pick(totals, "checkout"));
   $("t-available").textContent = fmt(pick(totals, "available"));
-  $("t-revenue").textContent = fmt(pick(totals, "revenue"));
-  $("t-failed").textContent = fmt(pick(totals, "paymentsFailed"));
+  $("t-revenue").textContent = formatMoney(pick(totals, "revenue"));
   $("t-websockets").textContent = fmt(pick(overview, "websockets"));
   $("t-commits").textContent = fmt(pick(journal, "commits"));
   const healthy = pick(journal, "healthy") !== false;
@@ -156,8 +162,14 @@ function renderQueue(actor) {
   $("resume").disabled = !paused;
   $("q-waiting").textContent = fmt(pick(q, "waiting", "queueLength"));
   $("q-active").textContent = fmt(pick(q, "active", "activeUsers"));
+  // Per minute: a measured 0.041/s is 2.5/min, not "0.0/s".
+  const perMinute = (n) => `${fmt(n, n < 10 ? 1 : 0)}/min`;
   const rate = pick(q, "admissionRate", "admission_rate");
-  $("q-rate").textContent = rate === undefined ? "—" : `${fmt(rate, 1)}/s`;
+  $("q-rate").textContent = rate === undefined ? "—" : perMinute(rate * 60);
+  const batch = pick(q, "batchSize");
+  const every = pick(q, "intervalSeconds");
+  // What the settings admit (batch size and interval are shown beside it).
+  $("q-rate-set").textContent = batch && every ? perMinute((batch * 60) / every) : "—";
   $("q-batch").textContent = fmt(pick(q, "batchSize", "batch_size"));
   const interval = pick(q, "intervalSeconds", "interval_seconds");
   $("q-interval").textContent = interval === undefined ? "—" : `${fmt(interval, 1)} s`;
@@ -235,38 +247,13 @@ async function applySettings() {
   await refresh();
 }
 
-// -- actors ----------------------------------------------------------------------------------
+// -- history: charts, payments refused and failed ------------------------------------------
 
-function renderActors(actors) {
-  const rows = actors.map((a) => {
-    const tr = document.createElement("tr");
-    const depth = Number(pick(a, "mailboxDepth", "mailbox_depth") ?? 0);
-    const capacity = pick(a, "mailboxCapacity", "mailbox_capacity");
-    tr.dataset.hot = String(capacity ? depth / capacity > 0.5 : depth > 100);
-    const cells = [
-      [pick(a, "key"), false],
-      [pick(a, "kind"), false],
-      [pick(a, "host") ?? "—", false, "cluster-only"],
-      [capacity ? `${fmt(depth)} / ${fmt(capacity)}` : fmt(depth), true],
-      [fmt(pick(a, "processed")), true],
-      [fmt(pick(a, "errors")), true],
-      [fmt(pick(a, "overloaded")), true],
-      [fmt(pick(a, "latencyP50Ms", "latency_p50_ms", "turnLatencyP50Ms"), 2), true],
-      [fmt(pick(a, "latencyP99Ms", "latency_p99_ms", "turnLatencyP99Ms"), 2), true],
-      [fmt(pick(a, "latencyMaxMs", "latency_max_ms", "turnLatencyMaxMs"), 2), true],
-    ];
-    cells.forEach(([text, numeric, only], index) => {
-      const cell = document.createElement(index === 0 ? "th" : "td");
-      if (index === 0) cell.scope = "row";
-      if (numeric) cell.className = "num";
-      if (only) cell.className = only;
-      cell.textContent = text ?? "—";
-      tr.append(cell);
-    });
-    tr.dataset.actor = pick(a, "key") ?? "";
-    return tr;
-  });
-  $("actors").replaceChildren(...rows);
+async function renderHistory() {
+  const history = await admin("GET", "/admin/history");
+  renderCharts($("charts"), history);
+  $("t-refused").textContent = fmt(pick(history, "paymentsRefused"));
+  $("t-failed").textContent = fmt(pick(history, "paymentsFailed"));
 }
 
 // -- seat maps ---------------------------------------------------------------------------------
@@ -285,7 +272,7 @@ function dateView(key, index) {
   wrap.className = "table-wrap";
   const table = document.createElement("table");
   table.innerHTML =
-    "<caption class='sr-only'>Seats not available</caption><thead><tr><th scope='col' class='num'>Seat</th><th scope='col'>Status</th><th scope='col'>Holder</th><th scope='col'>Expires</th></tr></thead><tbody></tbody>";
+    "<caption class='sr-only'>Seats not available</caption><thead><tr><th scope='col' class='num'>Seat</th><th scope='col'>Status</th><th scope='col'>Holder</th><th scope='col'>Expires</th><th scope='col'>Payment</th></tr></thead><tbody></tbody>";
   wrap.append(table);
   details.append(summary, mapRoot, wrap);
   details.addEventListener("toggle", () => details.open && refresh());
@@ -351,12 +338,13 @@ function renderSeats(view, detail) {
   const rows = taken.map((s) => {
     const tr = document.createElement("tr");
     const left = s.until ? secondsUntil(s.until) : null;
-    const expires = s.until ? `${formatClock(s.until)} (${formatCountdown(left ?? 0)} left)` : s.payment ? `paid ${s.payment}` : "—";
+    const expires = s.until ? `${formatClock(s.until)} (${formatCountdown(left ?? 0)} left)` : "—";
     for (const [text, cls] of [
       [String(s.number), "num"],
       [s.status.toLowerCase(), ""],
       [s.holder ?? "—", ""],
       [expires, ""],
+      [s.payment ?? "—", "payment"],
     ]) {
       const td = document.createElement("td");
       td.textContent = text;
@@ -368,7 +356,7 @@ function renderSeats(view, detail) {
   if (rows.length === 0) {
     const tr = document.createElement("tr");
     const td = document.createElement("td");
-    td.colSpan = 4;
+    td.colSpan = 5;
     td.className = "muted";
     td.textContent = "Every seat is available.";
     tr.append(td);
@@ -402,5 +390,6 @@ $("settings-form").addEventListener("submit", (event) => {
 });
 $("alert-close").addEventListener("click", () => ($("alert").hidden = true));
 
+setupActorsTable();
 if (token) signIn(token);
 else signOut();

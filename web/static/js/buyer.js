@@ -2,11 +2,14 @@
 //
 // One page, five views (join, waiting, shop, done, ended). The server is the truth: every view
 // is rebuilt from it after a reload (the queue token lives in sessionStorage, so it survives a
-// reload in the same tab only) and after a websocket reconnection.
+// reload in the same tab only) and after a websocket reconnection. "My tickets" is read from
+// the server with the latest token this browser had (kept in localStorage, so any tab shows
+// them): a COMPLETED token still reads its user's reservations and balance.
 
 import { ApiError, IdempotentAction, asList, request } from "./api.js";
 import { TICKET_ENDED, describe } from "./errors.js";
 import { LiveChannel } from "./live.js";
+import { formatMoney, setCurrency } from "./money.js";
 import { SeatMap } from "./seatmap.js";
 import {
   formatCountdown,
@@ -21,6 +24,7 @@ const $ = (id) => document.getElementById(id);
 const SESSION_KEY = "cq.buyer";
 const RECEIPT_KEY = "cq.receipt";
 const PICK_KEY = "cq.pick";
+const TICKETS_KEY = "cq.tickets"; // localStorage: {userId, token} of the latest turn
 const USER_ID = /^[A-Za-z0-9_.@-]{1,64}$/;
 const HOLD_WARN_SECONDS = 30;
 
@@ -68,7 +72,9 @@ function loadJson(key) {
 
 function saveSession() {
   if (state.token) {
-    sessionStorage.setItem(SESSION_KEY, JSON.stringify({ token: state.token, userId: state.userId }));
+    const owner = JSON.stringify({ token: state.token, userId: state.userId });
+    sessionStorage.setItem(SESSION_KEY, owner);
+    localStorage.setItem(TICKETS_KEY, owner);
   } else {
     sessionStorage.removeItem(SESSION_KEY);
   }
@@ -77,23 +83,43 @@ function saveSession() {
 // -- messages ------------------------------------------------------------------------------
 
 let alertTimer = null;
+let stillTrue = null; // the shown message's condition: once false, the message goes away
 
-function showMessage(text, kind = "error", { sticky = kind === "error" } = {}) {
+/**
+ * Show a message. `whileTrue`, if given, is asked whenever seats, holds or the balance change:
+ * a message that stopped being true ("seat 33 is held by someone else") is taken down.
+ */
+function showMessage(text, kind = "error", { sticky = kind === "error", whileTrue = null } = {}) {
   const box = $("alert");
   $("alert-text").textContent = text;
   box.dataset.kind = kind;
   box.hidden = false;
+  stillTrue = whileTrue;
   clearTimeout(alertTimer);
   if (!sticky) alertTimer = setTimeout(clearMessage, 8000);
 }
 
 function clearMessage() {
   clearTimeout(alertTimer);
+  stillTrue = null;
   $("alert").hidden = true;
 }
 
+function recheckMessage() {
+  if (stillTrue && !$("alert").hidden && !stillTrue()) clearMessage();
+}
+
+/** While seat `number` of the date on screen is still not free to hold. */
+function seatStillTaken(number) {
+  const { concertId, date } = state;
+  return () => {
+    const seat = seatMap.get(number);
+    return state.concertId === concertId && state.date === date && !!seat && seat.status !== "AVAILABLE";
+  };
+}
+
 /** Show an error in plain words; an ended ticket moves the page to the "ended" view. */
-function reportError(error, context = {}) {
+function reportError(error, context = {}, whileTrue = null) {
   if (!(error instanceof ApiError)) {
     console.error(error);
     showMessage(describe(null));
@@ -103,7 +129,9 @@ function reportError(error, context = {}) {
     endTurn(error.code);
     return;
   }
-  showMessage(describe(error, context), error.code === "OVERLOADED" ? "warn" : "error");
+  showMessage(describe(error, context), error.code === "OVERLOADED" ? "warn" : "error", {
+    whileTrue,
+  });
 }
 
 // -- the API, as this buyer -------------------------------------------------------------------
@@ -164,7 +192,7 @@ function endTurn(code) {
   const words = {
     TOKEN_EXPIRED:
       "Your shopping time ran out. Seats you held but did not pay for went back on sale; no money was taken for them.",
-    TOKEN_COMPLETED: "This queue ticket was already used for a purchase.",
+    TOKEN_COMPLETED: "This queue ticket was used for a purchase: your tickets are below.",
     TOKEN_INVALID: "Your queue ticket is no longer recognised (the server may have been reset).",
     TOKEN_MISSING: "Your queue ticket is no longer recognised.",
   };
@@ -178,6 +206,7 @@ function endTurn(code) {
   $("ended-text").textContent = words[code] ?? words.TOKEN_EXPIRED;
   $("ended-title").focus();
   document.title = "Tickets · concert-queue";
+  loadTickets();
 }
 
 /** Move to whichever view the token's status calls for. */
@@ -197,7 +226,7 @@ async function route(view) {
     case "COMPLETED":
       if (state.paying) break; // our own payment: its reply shows the receipt
       if (loadJson(RECEIPT_KEY)) showDone(loadJson(RECEIPT_KEY));
-      else endTurn("TOKEN_COMPLETED");
+      else endTurn("TOKEN_COMPLETED"); // paid in another tab: "My tickets" shows what
       break;
     default:
       endTurn("TOKEN_EXPIRED");
@@ -277,6 +306,7 @@ function onEvent(event) {
     case "queue.completed":
       // Paid here (the payment's reply shows the receipt) or in another tab: ask the server.
       if (state.view !== "done" && !state.paying) refreshMe().catch(reportError);
+      loadTickets();
       break;
     case "seat.changed":
       onSeatChanged(event);
@@ -322,7 +352,8 @@ const live = new LiveChannel({
 
 const seatMap = new SeatMap($("seat-map"), {
   onPick: (seat) => onSeatPicked(seat),
-  describe: (seat) => (seat.price !== undefined && seat.status === "AVAILABLE" ? `price ${seat.price}` : ""),
+  describe: (seat) =>
+    seat.price !== undefined && seat.status === "AVAILABLE" ? `price ${formatMoney(seat.price)}` : "",
 });
 
 function resetShop() {
@@ -342,6 +373,7 @@ async function enterShop() {
   try {
     const concerts = asList(await read("/api/concerts"), "concerts", "items");
     state.concerts = concerts;
+    setCurrency(concerts[0]?.currency);
     const select = $("concert");
     select.replaceChildren(
       ...concerts.map((c) => new Option(c.venue ? `${c.title} · ${c.venue}` : c.title, c.concertId)),
@@ -355,6 +387,7 @@ async function enterShop() {
       await chooseConcert(concertId, saved?.date);
     }
     await Promise.all([loadReservations(), loadBalance()]);
+    loadTickets();
     $("concert").focus();
   } catch (error) {
     reportError(error);
@@ -370,11 +403,9 @@ async function chooseConcert(concertId, preferredDate) {
   const select = $("date");
   select.replaceChildren(
     ...dates.map((d) => {
-      const option = new Option(
-        `${formatDay(d.date)} · ${d.availableSeats} of ${d.totalSeats} seats free`,
-        d.date,
-      );
+      const option = new Option(dateLabel(d.date, d.availableSeats, d.totalSeats, d.price), d.date);
       option.dataset.total = String(d.totalSeats);
+      option.dataset.price = String(d.price);
       return option;
     }),
   );
@@ -389,6 +420,11 @@ async function chooseConcert(concertId, preferredDate) {
   const date = dates.some((d) => d.date === preferredDate) ? preferredDate : dates[0].date;
   select.value = date;
   await switchDate(concertId, date);
+}
+
+function dateLabel(date, free, total, price) {
+  const cost = price === undefined ? "" : ` · ${formatMoney(price)}`;
+  return `${formatDay(date)}${cost} · ${free} of ${total} free`;
 }
 
 async function switchDate(concertId, date) {
@@ -438,7 +474,7 @@ function updateSeatCount() {
   $("seat-count").textContent = `${free} of ${seats.length} seats free.`;
   const option = $("date").selectedOptions[0];
   if (option && option.value === state.date) {
-    option.textContent = `${formatDay(state.date)} · ${free} of ${seats.length} seats free`;
+    option.textContent = dateLabel(state.date, free, seats.length, option.dataset.price);
   }
 }
 
@@ -448,6 +484,7 @@ function onSeatChanged(event) {
   const mineBefore = seatMap.get(seat)?.mine;
   seatMap.update(seat, { status: event.status, mine: isMine(seat, event.status) }, { flash: true });
   updateSeatCount();
+  recheckMessage();
   // A hold of ours that the server put back on sale has ended, whatever we thought.
   if (event.status === "AVAILABLE" && mineBefore) {
     for (const hold of state.holds.values()) {
@@ -476,7 +513,11 @@ async function onSeatPicked(seat) {
   }
   if (seat.status !== "AVAILABLE") {
     const words = { HELD: "is held by someone else", CHECKOUT: "is being paid for", SOLD: "is sold" };
-    showMessage(`Seat ${seat.number} ${words[seat.status] ?? "is taken"}. Please pick a free seat.`, "warn");
+    const taken = seatMap.get(seat.number)?.status;
+    showMessage(`Seat ${seat.number} ${words[seat.status] ?? "is taken"}. Please pick a free seat.`, "warn", {
+      // True while the seat stays as it was said to be (a release or a sale changes it).
+      whileTrue: () => seatStillTaken(seat.number)() && seatMap.get(seat.number)?.status === taken,
+    });
     return;
   }
   await hold(seat.number);
@@ -492,13 +533,16 @@ async function hold(number) {
     });
     clearMessage();
     addHold({ concertId, date, seat: number, ...reservation });
-    showMessage(`Seat ${number} is held for you. Pay before the countdown ends.`, "info");
+    showMessage(`Seat ${number} is held for you. Pay before the countdown ends.`, "info", {
+      whileTrue: () => [...state.holds.values()].some((h) => h.seat === number && h.date === date),
+    });
   } catch (error) {
     if (error instanceof ApiError && error.code === "SEAT_TAKEN" && state.date === date) {
       seatMap.update(number, { status: "HELD", mine: false }, { flash: true });
       updateSeatCount();
     }
-    reportError(error, { seat: number });
+    const taken = error instanceof ApiError && error.code === "SEAT_TAKEN";
+    reportError(error, { seat: number }, taken ? seatStillTaken(number) : null);
   } finally {
     state.busy.delete(number);
     seatMap.buttons.get(number)?.removeAttribute("aria-busy");
@@ -594,7 +638,7 @@ function onHoldExpiring(event) {
   showMessage(
     `Your hold on seat ${hold.seat} ends in ${Math.ceil(secondsUntil(hold.expiresAt) ?? left)} s: pay now to keep it.`,
     "warn",
-    { sticky: true },
+    { sticky: true, whileTrue: () => state.holds.has(event.reservationId) },
   );
 }
 
@@ -615,7 +659,7 @@ function renderHolds() {
       li.dataset.seat = String(hold.seat);
       const what = document.createElement("div");
       what.innerHTML = "<strong></strong><br /><span class='muted'></span>";
-      what.querySelector("strong").textContent = `Seat ${hold.seat} · ${hold.price}`;
+      what.querySelector("strong").textContent = `Seat ${hold.seat} · ${formatMoney(hold.price)}`;
       what.querySelector("span").textContent =
         `${concertTitle(hold.concertId)} · ${formatDay(hold.date)}`;
       const side = document.createElement("div");
@@ -642,15 +686,28 @@ function renderHolds() {
   );
   $("no-holds").hidden = holds.length > 0;
   const total = holds.reduce((sum, h) => sum + h.price, 0);
-  $("total").textContent = String(total);
-  const pay = $("pay");
-  pay.disabled = holds.length === 0;
-  pay.textContent =
+  $("total").textContent = formatMoney(total);
+  $("pay").textContent =
     holds.length === 0
       ? "Pay"
-      : `Pay ${total} for ${holds.length} seat${holds.length === 1 ? "" : "s"}`;
+      : `Pay ${formatMoney(total)} for ${holds.length} seat${holds.length === 1 ? "" : "s"}`;
+  updatePay();
   suggestAmount();
+  recheckMessage();
   tick();
+}
+
+/** Pay is enabled only when it can succeed as far as the page knows, else it says why not. */
+function updatePay() {
+  const holds = [...state.holds.values()];
+  const total = holds.reduce((sum, h) => sum + h.price, 0);
+  const missing = total - (state.balance ?? total);
+  let reason = "";
+  if (holds.length === 0) reason = "Hold a seat to pay for it.";
+  else if (missing > 0) reason = `Add ${formatMoney(missing)} to your balance to pay.`;
+  else if (holds.some((h) => h.status === "CHECKOUT")) reason = "Your payment is being made.";
+  $("pay").disabled = state.paying || reason !== "";
+  $("pay-reason").textContent = reason;
 }
 
 // -- countdowns ------------------------------------------------------------------------------
@@ -699,13 +756,16 @@ setInterval(tick, 250);
 
 async function loadBalance() {
   const data = await read("/api/balance");
+  setCurrency(data?.currency);
   setBalance(data?.balance);
 }
 
 function setBalance(balance) {
   state.balance = Number.isFinite(Number(balance)) ? Number(balance) : null;
-  $("balance").textContent = state.balance === null ? "…" : String(state.balance);
+  $("balance").textContent = state.balance === null ? "…" : formatMoney(state.balance);
+  updatePay();
   suggestAmount();
+  recheckMessage();
 }
 
 /** Offer to add exactly what is missing, unless the buyer is typing an amount. */
@@ -734,8 +794,9 @@ async function charge() {
     });
     chargeAction.settled();
     input.value = "";
+    setCurrency(data.currency);
     setBalance(data.balance);
-    showMessage(`Added ${amount} to your balance.`, "info");
+    showMessage(`Added ${formatMoney(amount)} to your balance.`, "info");
   } catch (error) {
     if (!(error instanceof ApiError) || !error.retriable) chargeAction.settled();
     reportError(error);
@@ -782,7 +843,8 @@ async function pay() {
   } catch (error) {
     if (!(error instanceof ApiError) || !error.retriable) payAction.settled();
     if (error instanceof ApiError && error.code === "INSUFFICIENT_BALANCE") {
-      reportError(error, { shortBy: Math.max(1, total - (state.balance ?? 0)) });
+      const stillShort = () => state.holds.size > 0 && (state.balance ?? 0) < total;
+      reportError(error, { shortBy: formatMoney(Math.max(1, total - (state.balance ?? 0))) }, stillShort);
       loadBalance().catch(() => {});
       $("amount").focus();
     } else if (error instanceof ApiError && ["HOLD_EXPIRED", "NOT_FOUND"].includes(error.code)) {
@@ -795,7 +857,7 @@ async function pay() {
   } finally {
     state.paying = false;
     button.removeAttribute("aria-busy");
-    button.disabled = state.holds.size === 0;
+    updatePay();
   }
 }
 
@@ -819,11 +881,81 @@ function showDone(receipt) {
       return li;
     }),
   );
-  $("done-amount").textContent = String(receipt.amount);
-  $("done-balance").textContent = receipt.balance === undefined ? "—" : String(receipt.balance);
+  $("done-amount").textContent = formatMoney(receipt.amount);
+  $("done-balance").textContent = receipt.balance === undefined ? "—" : formatMoney(receipt.balance);
   $("done-payment").textContent = receipt.paymentId ?? "—";
   document.title = "Booked · concert-queue";
   $("done-title").focus();
+  loadTickets();
+}
+
+// -- my tickets ------------------------------------------------------------------------------
+
+let ticketsAsked = 0;
+
+/** "My tickets": every seat this browser's latest user bought, read from the server. */
+async function loadTickets() {
+  const owner = state.token ? { token: state.token, userId: state.userId } : loadLocal(TICKETS_KEY);
+  const asked = ++ticketsAsked;
+  if (!owner?.token) {
+    $("my-tickets").hidden = true;
+    return;
+  }
+  const get = (path) => request("GET", path, { bearer: owner.token });
+  try {
+    const [reservations, concerts, balance] = await Promise.all([
+      get("/api/reservations"),
+      get("/api/concerts"),
+      get("/api/balance"),
+    ]);
+    if (asked !== ticketsAsked) return; // a newer read is on its way
+    setCurrency(balance?.currency);
+    renderTickets(owner.userId, asList(reservations, "reservations"), asList(concerts, "concerts"), balance);
+  } catch (error) {
+    if (error instanceof ApiError && (error.code === "TOKEN_INVALID" || error.code === "TOKEN_MISSING")) {
+      localStorage.removeItem(TICKETS_KEY); // the server no longer knows it (reset)
+    }
+    if (asked === ticketsAsked) $("my-tickets").hidden = true;
+  }
+}
+
+function loadLocal(key) {
+  try {
+    return JSON.parse(localStorage.getItem(key) ?? "null");
+  } catch {
+    return null;
+  }
+}
+
+function renderTickets(userId, reservations, concerts, balance) {
+  const sold = reservations
+    .filter((r) => r.status === "SOLD")
+    .sort((a, b) => a.date.localeCompare(b.date) || a.seat - b.seat);
+  const byId = new Map(concerts.map((c) => [c.concertId, c]));
+  $("tickets").replaceChildren(
+    ...sold.map((r) => {
+      const concert = byId.get(r.concertId);
+      const li = document.createElement("li");
+      li.className = "ticket";
+      li.dataset.seat = String(r.seat);
+      li.dataset.reservation = r.reservationId;
+      const title = document.createElement("strong");
+      title.textContent = concert ? concert.title : r.concertId;
+      const where = document.createElement("span");
+      where.textContent = [concert?.venue, formatDay(r.date)].filter(Boolean).join(" · ");
+      const seat = document.createElement("span");
+      seat.className = "ticket-seat";
+      seat.textContent = `Seat ${r.seat} · ${formatMoney(r.price)}`;
+      const ref = document.createElement("span");
+      ref.className = "muted";
+      ref.textContent = `Payment ${r.paymentId ?? "—"}`;
+      li.append(title, where, seat, ref);
+      return li;
+    }),
+  );
+  $("tickets-who").textContent = `Bought by ${userId ?? "you"}.`;
+  $("tickets-balance").textContent = formatMoney(balance?.balance);
+  $("my-tickets").hidden = sold.length === 0;
 }
 
 // -- wiring ----------------------------------------------------------------------------------
@@ -898,7 +1030,8 @@ async function boot() {
     showDone(receipt);
     return;
   }
-  showJoin();
+  showJoin(loadLocal(TICKETS_KEY)?.userId ?? "");
+  loadTickets();
 }
 
 boot();

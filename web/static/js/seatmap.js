@@ -10,8 +10,6 @@ const STATUS_WORDS = {
   SOLD: "sold",
 };
 
-const COLUMNS = 10;
-
 export class SeatMap {
   /**
    * @param {HTMLElement} root  an empty element; it becomes the grid
@@ -84,7 +82,11 @@ export class SeatMap {
     if (!seat || !el) return;
     el.dataset.status = seat.status;
     el.dataset.mine = seat.mine ? "true" : "false";
-    const words = seat.mine ? "held by you" : (STATUS_WORDS[seat.status] ?? seat.status.toLowerCase());
+    const words = seat.mine
+      ? seat.status === "CHECKOUT"
+        ? "yours, being paid for"
+        : "held by you"
+      : (STATUS_WORDS[seat.status] ?? seat.status.toLowerCase());
     const extra = this.describe(seat);
     const label = `Seat ${seat.number}, ${words}${extra ? `, ${extra}` : ""}`;
     el.setAttribute("aria-label", label);
@@ -113,15 +115,22 @@ export class SeatMap {
     if (current) current.tabIndex = 0;
   }
 
+  /** Seats per row as drawn: the grid fits as many as the width allows (app.css). */
+  columns() {
+    const drawn = getComputedStyle(this.root).gridTemplateColumns.split(" ").filter(Boolean);
+    return Math.max(1, drawn.length);
+  }
+
   onKey(event) {
     const numbers = [...this.seats.keys()];
     const index = numbers.indexOf(this.focusNumber);
     if (index < 0) return;
+    const columns = this.columns();
     const moves = {
       ArrowRight: 1,
       ArrowLeft: -1,
-      ArrowDown: COLUMNS,
-      ArrowUp: -COLUMNS,
+      ArrowDown: columns,
+      ArrowUp: -columns,
       Home: -index,
       End: numbers.length - 1 - index,
     };
