@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -53,8 +54,27 @@ def test_a_released_snapshot_and_its_tail_rebuild_the_state_a_full_replay_does(
     restored = new_actor(path.stem)
     restored.restore(ActorHistory(Snapshot(key, covered, data["snapshot"]), records[covered:]))
     assert restored.seq == replayed.seq == len(records)
-    assert structure(restored.state) == structure(replayed.state)
-    assert restored.state.to_snapshot() == replayed.state.to_snapshot()
+    version = data["snapshot"].get("version", 0)
+    assert without_figures_before(version, path.stem, structure(restored.state)) == (
+        without_figures_before(version, path.stem, structure(replayed.state))
+    )
+    assert without_figures_before(version, path.stem, restored.state.to_snapshot()) == (
+        without_figures_before(version, path.stem, replayed.state.to_snapshot())
+    )
+
+
+# Figures of waits (join times, recent waits) that the waiting room's snapshots before version
+# 2 did not keep: a snapshot of theirs restores without them. No rule reads them.
+WAIT_FIGURES = ("joined_at", "waits", "dropped_waits")
+
+
+def without_figures_before(version: int, state_type: str, fields: dict[str, Any]) -> dict[str, Any]:
+    if state_type != WAITING_ROOM or version >= 2:
+        return fields
+    kept = {name: value for name, value in fields.items() if name not in WAIT_FIGURES}
+    if isinstance(kept.get("tokens"), dict):
+        kept["tokens"] = {k: v for k, v in kept["tokens"].items() if k != "joined_at"}
+    return kept
 
 
 @pytest.mark.parametrize("state_type", sorted(FORMATS))
