@@ -74,6 +74,7 @@ TOKEN_LEFT = "TOKEN_LEFT"  # the buyer left the queue with this token
 ROOM_NOT_OPEN = "ROOM_NOT_OPEN"  # an on-sale's room before its pre-queue opens
 WRONG_ROOM = "WRONG_ROOM"  # a token of one room used on a concert of another
 CHALLENGE_FAILED = "CHALLENGE_FAILED"  # a proof of work missing, wrong, reused or expired
+ON_SALE_STARTED = "ON_SALE_STARTED"  # moving the start of an on-sale that has started
 SEAT_TAKEN = "SEAT_TAKEN"
 HOLD_LIMIT = "HOLD_LIMIT"
 HOLD_EXPIRED = "HOLD_EXPIRED"

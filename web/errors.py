@@ -25,6 +25,7 @@ from engine.errors import (
     Refused,
 )
 from web.responses import JsonResponse
+from web.schemas import instant
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,10 @@ STATUS_OF_CODE: dict[str, int] = {
     codes.TOKEN_COMPLETED: 403,
     codes.TOKEN_EXPIRED: 403,
     codes.NOT_OWNER: 403,
+    codes.TOKEN_LEFT: 403,
+    codes.ROOM_NOT_OPEN: 403,
+    codes.WRONG_ROOM: 403,
+    codes.CHALLENGE_FAILED: 403,
     codes.NOT_FOUND: 404,
     METHOD_NOT_ALLOWED: 405,
     REQUEST_TIMEOUT: 408,
@@ -58,6 +63,7 @@ STATUS_OF_CODE: dict[str, int] = {
     codes.HOLD_EXPIRED: 409,
     codes.IDEMPOTENCY_CONFLICT: 409,
     codes.DATE_ON_SALE: 409,
+    codes.ON_SALE_STARTED: 409,
     codes.INSUFFICIENT_BALANCE: 402,
     OVERLOADED: 503,
     UNAVAILABLE: 503,
@@ -91,10 +97,18 @@ class ApiError(Exception):
         self.status = status or STATUS_OF_CODE.get(code, 400)
 
 
-def error_body(code: str, message: str, field: str | None = None) -> dict[str, Any]:
+def error_body(
+    code: str,
+    message: str,
+    field: str | None = None,
+    details: tuple[tuple[str, Any], ...] = (),
+) -> dict[str, Any]:
     detail: dict[str, Any] = {"code": code, "message": message}
     if field is not None:
         detail["field"] = field
+    for name, value in details:
+        # Instants (`opensAt`) leave as the API's one time representation.
+        detail[name] = instant(value) if name.endswith("At") else value
     return {"error": detail}
 
 
@@ -105,8 +119,10 @@ def error_response(
     *,
     field: str | None = None,
     headers: dict[str, str] | None = None,
+    details: tuple[tuple[str, Any], ...] = (),
 ) -> Response:
-    return JsonResponse(_encode(error_body(code, message, field)).encode(), status, headers)
+    body = _encode(error_body(code, message, field, details)).encode()
+    return JsonResponse(body, status, headers)
 
 
 def response_for(error: Exception) -> Response:
@@ -117,7 +133,9 @@ def response_for(error: Exception) -> Response:
         )
     if isinstance(error, Refused):
         status = STATUS_OF_CODE.get(error.code, 400)
-        return error_response(status, error.code, error.message, field=error.field)
+        return error_response(
+            status, error.code, error.message, field=error.field, details=error.details
+        )
     if isinstance(error, Overloaded):
         retry = str(max(1, math.ceil(error.retry_after)))
         return error_response(503, OVERLOADED, error.message, headers={"Retry-After": retry})

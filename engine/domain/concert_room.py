@@ -52,7 +52,13 @@ from engine.domain.waiting_room import (
     WaitingRoom,
     percentile,
 )
-from engine.errors import CHALLENGE_FAILED, ROOM_NOT_OPEN, VALIDATION_ERROR, Refused
+from engine.errors import (
+    CHALLENGE_FAILED,
+    ON_SALE_STARTED,
+    ROOM_NOT_OPEN,
+    VALIDATION_ERROR,
+    Refused,
+)
 from engine.events import Event, register
 from engine.snapshots import SnapshotFormat
 from engine.views import (
@@ -362,7 +368,7 @@ class ConcertRoom(WaitingRoom):
         merged.update(changes)
         on_sale = OnSale(**merged)
         if self.started and on_sale.starts_at != self.on_sale.starts_at:
-            raise Refused(VALIDATION_ERROR, "the on-sale has started", field="startsAt")
+            raise Refused(ON_SALE_STARTED, "the on-sale has started", field="startsAt")
         validate(on_sale)
         return [RoomScheduled.of(on_sale)]
 

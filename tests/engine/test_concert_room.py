@@ -297,8 +297,9 @@ def test_a_reconfiguration_lets_the_eta_rise() -> None:
 def test_the_start_cannot_move_once_started() -> None:
     r = room()
     start(r)
-    with pytest.raises(Refused, match="has started"):
+    with pytest.raises(Refused, match="has started") as refused:
         r.reschedule(starts_at=START + 100)
+    assert refused.value.code == "ON_SALE_STARTED"
     run(r, r.reschedule(batch_size=5, paused=True))
     assert r.settings.batch_size == 5 and r.state_at(START + 1) == "paused"
 
