@@ -77,6 +77,7 @@ class ClusterEngine:
         self.database = database
         self.replica = replica
         self.system = replica.system
+        self.room_concerts = self.system.room_concerts
         self.placement = Placement(len(hosts))
         self.hosts = hosts
         node = node_id()
@@ -216,9 +217,6 @@ class ClusterEngine:
 
     def position(self, seq: int, concert_id: str | None = None) -> QueuePosition | None:
         return self.system.position(seq, concert_id)
-
-    def has_room(self, concert_id: str) -> bool:
-        return self.system.has_room(concert_id)
 
     def room_status(self, concert_id: str | None) -> RoomStatusView | None:
         return self.system.room_status(concert_id)

@@ -19,6 +19,10 @@ class Refused(EngineError):
     """A command the domain rules turned down; nothing changed. `field` names the part of
     the command at fault, when one is (a seat out of range, a date listed twice)."""
 
+    # More of the error body, by its camelCase name (`opensAt` of ROOM_NOT_OPEN); rare, so
+    # stored on the instance only when given (a refused hold is the on-sale's commonest answer).
+    details: tuple[tuple[str, str | int | float | None], ...] = ()
+
     def __init__(
         self,
         code: str,
@@ -30,8 +34,8 @@ class Refused(EngineError):
         super().__init__(message)
         self.code = code
         self.field = field
-        # More of the error body, by its camelCase name (`opensAt` of ROOM_NOT_OPEN).
-        self.details = details
+        if details:
+            self.details = details
 
 
 class Overloaded(EngineError):

@@ -19,7 +19,7 @@ callback, so a gateway in another process can speak to shard hosts with the same
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 from typing import Protocol, TypeVar
 
 from engine.actor import EventListener
@@ -130,8 +130,9 @@ class Engine(Protocol):
         `concert_id`'s own room; None unless it waits."""
         ...
 
-    def has_room(self, concert_id: str) -> bool:
-        """Whether the concert has its own on-sale and room (else: the site-wide room)."""
+    @property
+    def room_concerts(self) -> Container[str]:
+        """The concerts with their own on-sale and room (the others: the site-wide room)."""
         ...
 
     def room_status(self, concert_id: str | None) -> RoomStatusView | None:

@@ -11,7 +11,7 @@ import contextlib
 import dataclasses
 import gc
 import logging
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Container, Iterable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
@@ -101,6 +101,9 @@ class EngineSystem:
         self._dates: dict[tuple[str, str], ConcertDateActor] = {}  # this shard's, by both ids
         self._on_sales: dict[str, OnSale] = {}  # every concert with its own room
         self._rooms: dict[str, RoomActor] = {}  # this shard's concert rooms
+        # The concerts with their own on-sale and room, a live view: an attribute, not a
+        # property, as the hold route reads it (a property is a call).
+        self.room_concerts: Container[str] = self._on_sales.keys()
         owns = placement.owns
         self._room = (
             WaitingRoomActor(self.config, journal=journal, clock=self.clock)
@@ -142,10 +145,6 @@ class EngineSystem:
         if concert_id is None or concert_id not in self._on_sales:
             return self._room
         return self._rooms.get(concert_id)
-
-    def has_room(self, concert_id: str) -> bool:
-        """Whether the concert has its own on-sale and room."""
-        return concert_id in self._on_sales
 
     # -- commands ------------------------------------------------------------------------------
 

@@ -235,7 +235,7 @@ def _changes(body: OnSalePatch) -> dict[str, Any]:
 
 
 async def _reschedule(call: Call, concert_id: str, changes: dict[str, Any]) -> Response:
-    if not call.engine.has_room(concert_id):
+    if concert_id not in call.engine.room_concerts:
         raise ApiError(NOT_FOUND, f"no room of its own for {concert_id}")
     await call.engine.ask(Reschedule.of(concert_id, **changes))
     return json_response(room_out(room_figures(call, concert_id)))

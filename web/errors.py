@@ -97,18 +97,10 @@ class ApiError(Exception):
         self.status = status or STATUS_OF_CODE.get(code, 400)
 
 
-def error_body(
-    code: str,
-    message: str,
-    field: str | None = None,
-    details: tuple[tuple[str, Any], ...] = (),
-) -> dict[str, Any]:
+def error_body(code: str, message: str, field: str | None = None) -> dict[str, Any]:
     detail: dict[str, Any] = {"code": code, "message": message}
     if field is not None:
         detail["field"] = field
-    for name, value in details:
-        # Instants (`opensAt`) leave as the API's one time representation.
-        detail[name] = instant(value) if name.endswith("At") else value
     return {"error": detail}
 
 
@@ -119,10 +111,20 @@ def error_response(
     *,
     field: str | None = None,
     headers: dict[str, str] | None = None,
-    details: tuple[tuple[str, Any], ...] = (),
 ) -> Response:
-    body = _encode(error_body(code, message, field, details)).encode()
-    return JsonResponse(body, status, headers)
+    return JsonResponse(_encode(error_body(code, message, field)).encode(), status, headers)
+
+
+def _detailed(status: int, error: Refused) -> Response:
+    """A refusal whose error body says more (`opensAt` of ROOM_NOT_OPEN); instants leave as
+    the API's one time representation."""
+    body = error_body(error.code, error.message, error.field)
+    for name, value in error.details:
+        if name.endswith("At") and isinstance(value, int | float):
+            body["error"][name] = instant(value)
+        else:
+            body["error"][name] = value
+    return JsonResponse(_encode(body).encode(), status)
 
 
 def response_for(error: Exception) -> Response:
@@ -133,9 +135,9 @@ def response_for(error: Exception) -> Response:
         )
     if isinstance(error, Refused):
         status = STATUS_OF_CODE.get(error.code, 400)
-        return error_response(
-            status, error.code, error.message, field=error.field, details=error.details
-        )
+        if error.details:
+            return _detailed(status, error)
+        return error_response(status, error.code, error.message, field=error.field)
     if isinstance(error, Overloaded):
         retry = str(max(1, math.ceil(error.retry_after)))
         return error_response(503, OVERLOADED, error.message, headers={"Retry-After": retry})

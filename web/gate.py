@@ -60,10 +60,15 @@ def same_user(view: TokenView, user_id: str | None) -> None:
 
 def same_room(engine: Engine, view: TokenView, concert_id: str) -> None:
     """A token opens only its own room's concerts: a concert's room's token that concert
-    alone, a site-wide token every concert without a room of its own (else 403 WRONG_ROOM)."""
+    alone, a site-wide token every concert without a room of its own (else 403 WRONG_ROOM).
+    The hold route makes the same test inline (web/api.py)."""
     room = view.concert_id
-    if room != concert_id and (room is not None or engine.has_room(concert_id)):
-        raise ApiError(WRONG_ROOM, f"this token is not of the waiting room of {concert_id}")
+    if room != concert_id and (room is not None or concert_id in engine.room_concerts):
+        raise wrong_room(concert_id)
+
+
+def wrong_room(concert_id: str) -> ApiError:
+    return ApiError(WRONG_ROOM, f"this token is not of the waiting room of {concert_id}")
 
 
 def admin(request: Request, admin_token: str) -> None:

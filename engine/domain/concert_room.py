@@ -128,12 +128,19 @@ class ChallengeUsed(Event):
 
 
 def permutation(items: list[int], seed: bytes) -> list[int]:
-    """`items` in the order of their 64-bit keys from SHAKE-256(seed): a uniformly random
-    order to anyone who does not know the seed (ties, at 1 in 10^7 for a million items, keep
-    the given order)."""
-    count = len(items)
-    keys = memoryview(hashlib.shake_256(seed).digest(8 * count)).cast("Q")
-    return [items[i] for i in sorted(range(count), key=keys.__getitem__)]
+    """`items` (distinct, non-negative) in the order of their 64-bit keys from
+    SHAKE-256(seed), the i-th key for the i-th item: a uniformly random order to anyone who
+    does not know the seed (ties, at 1 in 10^7 for a million items, go by the items)."""
+    if not items:
+        return []
+    keys = memoryview(hashlib.shake_256(seed).digest(8 * len(items))).cast("Q").tolist()
+    # Each key with its item in its low bits (items are distinct non-negative integers),
+    # sorted as plain integers: a sort with a key function took twice as long for a million.
+    bits = max(items).bit_length()
+    mask = (1 << bits) - 1
+    decorated = [(key << bits) | item for key, item in zip(keys, items, strict=True)]
+    decorated.sort()
+    return [value & mask for value in decorated]
 
 
 def leading_zero_bits(digest: bytes) -> int:
@@ -499,9 +506,10 @@ class ConcertRoom(WaitingRoom):
         first = len(self.seq_at) + 1
         if not self.waiting:
             self.waiting_since = max(at, self.on_sale.starts_at)
-        for offset, seq in enumerate(seqs):
-            self.place_of[seq - 1] = first + offset
-        self.seq_at.extend(seqs)
+        place_of = self.place_of
+        for place, seq in enumerate(seqs, first):
+            place_of[seq - 1] = place
+        self.seq_at.extend(array("q", seqs))  # a copy of memory, not a conversion per item
         # Places are handed out in increasing order: appended past the end of the list.
         self.waiting.update(range(first, first + len(seqs)))
 
