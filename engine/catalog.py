@@ -10,6 +10,8 @@ from engine.views import OnSale
 
 CONCERT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 MAX_SEATS = 100_000  # seats of one date at most
+# Seats over the dates of one request at most: 300 dates of MAX_SEATS would take gigabytes.
+MAX_CONCERT_SEATS = 1_000_000
 
 
 @dataclass(frozen=True, slots=True)

@@ -73,6 +73,13 @@ class Ledger:
     payments: list[PaymentAttempt] = field(default_factory=list)
     breaches: list[str] = field(default_factory=list)
     in_flight: Counter[str] = field(default_factory=Counter)  # route -> requests on their way
+    # When each request still being retried was first sent (a request settles on its first
+    # answer that is not a 503).
+    settling: dict[int, float] = field(default_factory=dict)
+
+    def retried_since(self, instant: float) -> int:
+        """Requests first sent before `instant` that have not settled yet."""
+        return sum(1 for started in self.settling.values() if started < instant)
 
     def acknowledged_payments(self) -> list[PaymentAttempt]:
         return [p for p in self.payments if p.payment_id is not None]
@@ -266,15 +273,21 @@ class Buyer:
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         if key is not None:
             headers["Idempotency-Key"] = key
-        give_up = time.monotonic() + self.shop.give_up_after
-        for tries in itertools.count(1):
-            answer = await self.exchange(route, method, path, body, headers)
-            if answer is not None and answer.status_code != 503:
-                return answer, tries > 1
-            pause = RETRY_PAUSE if answer is None else self.retry_after(route, answer)
-            if time.monotonic() + pause > give_up:
-                raise _Unsettled(f"{method} {path} unsettled after {self.shop.give_up_after} s")
-            await anyio.sleep(pause)
+        started = time.monotonic()
+        give_up = started + self.shop.give_up_after
+        ticket = object()
+        self.ledger.settling[id(ticket)] = started
+        try:
+            for tries in itertools.count(1):
+                answer = await self.exchange(route, method, path, body, headers)
+                if answer is not None and answer.status_code != 503:
+                    return answer, tries > 1
+                pause = RETRY_PAUSE if answer is None else self.retry_after(route, answer)
+                if time.monotonic() + pause > give_up:
+                    raise _Unsettled(f"{method} {path} unsettled after {self.shop.give_up_after} s")
+                await anyio.sleep(pause)
+        finally:
+            del self.ledger.settling[id(ticket)]
         raise AssertionError("unreachable")
 
     async def exchange(

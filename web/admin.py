@@ -14,6 +14,7 @@ from typing import Any
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import Response
 
+from engine.catalog import MAX_CONCERT_SEATS
 from engine.errors import DATE_ON_SALE, NOT_FOUND, ON_SALE_STARTED
 from engine.face import (
     ActorDetail,
@@ -257,6 +258,12 @@ async def add_concert(call: Call) -> Response:
     )
     if len({info.date for info in infos}) != len(infos):
         raise ApiError("VALIDATION_ERROR", "a date is listed twice", field="dates")
+    if sum(info.seats for info in infos) > MAX_CONCERT_SEATS:
+        raise ApiError(
+            "VALIDATION_ERROR",
+            f"the dates of one request have at most {MAX_CONCERT_SEATS:,} seats together",
+            field="dates",
+        )
     on_sale = on_sale_of(call, body.on_sale) if body.on_sale is not None else None
     concert = await call.engine.add_concert(
         ConcertInfo(body.concert_id, body.title, body.venue, infos, on_sale)

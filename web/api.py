@@ -14,6 +14,7 @@ from typing import Any
 from starlette.responses import Response
 
 from engine.errors import (
+    BALANCE_LIMIT,
     CHALLENGE_FAILED,
     HOLD_EXPIRED,
     HOLD_LIMIT,
@@ -466,7 +467,7 @@ def endpoints() -> list[Endpoint]:
             "retry is answered from its record whatever the token's status now)",
             auth="token", body=ChargeRequest, example=lambda _: {"amount": 500},
             responses={200: Out(BalanceOut)},
-            errors=(*NOT_ACTIVE, NOT_OWNER, IDEMPOTENCY_CONFLICT),
+            errors=(*NOT_ACTIVE, NOT_OWNER, IDEMPOTENCY_CONFLICT, BALANCE_LIMIT),
             params=(IDEMPOTENCY_PARAM,), tag="money",
         ),
         Endpoint(

@@ -65,6 +65,7 @@ STATUS_OF_CODE: dict[str, int] = {
     codes.DATE_ON_SALE: 409,
     codes.ON_SALE_STARTED: 409,
     codes.INSUFFICIENT_BALANCE: 402,
+    codes.BALANCE_LIMIT: 409,
     OVERLOADED: 503,
     UNAVAILABLE: 503,
     INTERNAL: 500,

@@ -10,7 +10,13 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from engine.domain.waiting_room import PROCESSING, refusal_for
-from engine.errors import IDEMPOTENCY_CONFLICT, INSUFFICIENT_BALANCE, VALIDATION_ERROR, Refused
+from engine.errors import (
+    BALANCE_LIMIT,
+    IDEMPOTENCY_CONFLICT,
+    INSUFFICIENT_BALANCE,
+    VALIDATION_ERROR,
+    Refused,
+)
 from engine.events import Event, register
 from engine.snapshots import SnapshotFormat, columns, rows
 from engine.views import Scalar, TokenStatus
@@ -92,7 +98,9 @@ class Wallets:
             raise Refused(VALIDATION_ERROR, f"amount must be an integer from 1 to {MAX_CHARGE}")
         after = self.balance(user_id) + amount
         if after > MAX_BALANCE:
-            raise Refused(VALIDATION_ERROR, f"a balance cannot exceed {MAX_BALANCE}")
+            # A well-formed amount that this balance cannot take: a conflict with the state,
+            # like a short balance, not bad input.
+            raise Refused(BALANCE_LIMIT, f"a balance cannot exceed {MAX_BALANCE}")
         return [Charged(user_id, amount, key)], after
 
     def debit(self, user_id: str, amount: int, payment_id: str) -> list[Event]:

@@ -160,6 +160,14 @@ async def test_a_new_concert_goes_on_sale_at_once(api: Api) -> None:
         {"concertId": "ok", "title": "T", "dates": [{"date": "2031-13-01", "price": 1}]},
         {"concertId": "ok", "title": "T", "dates": [{"date": "2031-01-01", "price": -1}]},
         {"concertId": "ok", "title": "T", "dates": [{"date": "2031-01-01", "price": 1, "x": 1}]},
+        # 11 dates of 100,000 seats: each date is in bounds, together they are too many.
+        {
+            "concertId": "ok",
+            "title": "T",
+            "dates": [
+                {"date": f"2031-01-{day:02d}", "seats": 100_000, "price": 1} for day in range(1, 12)
+            ],
+        },
     ],
 )
 async def test_concert_bodies_are_validated(api: Api, body: dict[str, Any]) -> None:

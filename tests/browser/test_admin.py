@@ -18,6 +18,9 @@ def test_the_dashboard_pauses_admission_and_a_buyer_waits_until_it_resumes(
     expect(dashboard.queue_state).to_have_text("running")
     expect(dashboard.actor_row("waiting-room")).to_be_visible()
     expect(dashboard.actor_row("waiting-room").locator("td").nth(2)).to_have_text(re.compile(r"\d"))
+    # An embedded server has no cluster: neither its card nor the actors' Host column shows.
+    expect(dashboard.page.locator("#cluster-card")).to_be_hidden()
+    expect(dashboard.actor_row("waiting-room").locator("td.cluster-only")).to_be_hidden()
 
     dashboard.page.get_by_role("button", name="Pause admission").click()
     expect(dashboard.queue_state).to_have_text("paused")

@@ -19,6 +19,7 @@ import redis
 from loadtests.server_process import wait_until_answers
 from tests.api.client import Api
 from tests.api.server import Server, running_server
+from tests.browser.conftest import browser, chromium, pages, shots  # noqa: F401 (the dashboard's)
 from tests.postgres import fresh_postgres_schema, postgres_base_url
 
 SHARDS = 2

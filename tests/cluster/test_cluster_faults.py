@@ -68,6 +68,27 @@ class RayNodes:
         )
 
 
+NODES_ALIVE = (
+    "import ray, sys; ray.init(address=sys.argv[1], logging_level='ERROR');"
+    " print(sum(node['Alive'] for node in ray.nodes()))"
+)
+
+
+def until_nodes_alive(address: str, count: int, env: dict[str, str], timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        asked = subprocess.run(
+            [sys.executable, "-c", NODES_ALIVE, address],
+            env=env, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        alive = asked.stdout.strip().splitlines()[-1:] == [str(count)]
+        if alive:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"Ray has not {count} nodes alive: {asked.stdout}{asked.stderr}")
+        time.sleep(1)
+
+
 def ray_command(*args: str) -> list[str]:
     return [str(Path(sys.executable).with_name("ray")), "start", *args, "--block",
             "--disable-usage-stats"]  # fmt: skip
@@ -90,7 +111,9 @@ def ray_nodes(tmp_path: Path) -> Iterator[RayNodes]:
         stdout=(tmp_path / "worker.log").open("wb"),
         stderr=subprocess.STDOUT,
     )
-    time.sleep(5)
+    # Both nodes must be in before the cluster starts, or SPREAD may put every host on the
+    # head (a busy machine can take long over the worker's start).
+    until_nodes_alive(f"127.0.0.1:{port}", 2, env)
     try:
         yield RayNodes(f"127.0.0.1:{port}", head, worker)
     finally:

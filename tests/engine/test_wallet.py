@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine.domain.wallet import MAX_CHARGE, Wallets
+from engine.domain.wallet import MAX_BALANCE, MAX_CHARGE, Wallets
 from engine.errors import Refused
 from engine.events import Event
 
@@ -35,6 +35,17 @@ def test_amount_must_be_a_positive_bounded_integer(amount: object) -> None:
     with pytest.raises(Refused) as refused:
         Wallets().charge("ann", amount, None)  # type: ignore[arg-type]
     assert refused.value.code == "VALIDATION_ERROR"
+
+
+def test_a_charge_past_the_largest_balance_is_a_conflict_and_changes_nothing() -> None:
+    w = Wallets()
+    for index in range(MAX_BALANCE // MAX_CHARGE):
+        run(w, w.charge("ann", MAX_CHARGE, f"k{index}")[0])
+    assert w.balance("ann") == MAX_BALANCE
+    with pytest.raises(Refused) as refused:
+        w.charge("ann", 1, "one-more")
+    assert refused.value.code == "BALANCE_LIMIT"
+    assert w.balance("ann") == MAX_BALANCE
 
 
 def test_debit_beyond_the_balance_is_refused_and_changes_nothing() -> None:

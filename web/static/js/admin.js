@@ -5,6 +5,7 @@
 
 import { ApiError, asList, request } from "./api.js";
 import { describe } from "./errors.js";
+import { refreshCluster } from "./cluster.js";
 import { SeatMap } from "./seatmap.js";
 import { formatClock, formatDay, secondsUntil, formatCountdown } from "./time.js";
 
@@ -100,6 +101,7 @@ async function refresh() {
     renderTotals(overview);
     renderQueue(actors.find((a) => pick(a, "key") === WAITING_ROOM || pick(a, "kind") === WAITING_ROOM));
     renderActors(actors);
+    await refreshCluster((path) => admin("GET", path));
     await renderDates(actors.filter((a) => pick(a, "kind") === "date"));
     setConn("live", `updated ${formatClock(Date.now())}`);
     $("updated").textContent = `Last updated ${formatClock(Date.now())}; refreshes every ${REFRESH_MS / 1000} s.`;
@@ -244,6 +246,7 @@ function renderActors(actors) {
     const cells = [
       [pick(a, "key"), false],
       [pick(a, "kind"), false],
+      [pick(a, "host") ?? "—", false, "cluster-only"],
       [capacity ? `${fmt(depth)} / ${fmt(capacity)}` : fmt(depth), true],
       [fmt(pick(a, "processed")), true],
       [fmt(pick(a, "errors")), true],
@@ -252,10 +255,11 @@ function renderActors(actors) {
       [fmt(pick(a, "latencyP99Ms", "latency_p99_ms", "turnLatencyP99Ms"), 2), true],
       [fmt(pick(a, "latencyMaxMs", "latency_max_ms", "turnLatencyMaxMs"), 2), true],
     ];
-    cells.forEach(([text, numeric], index) => {
+    cells.forEach(([text, numeric, only], index) => {
       const cell = document.createElement(index === 0 ? "th" : "td");
       if (index === 0) cell.scope = "row";
       if (numeric) cell.className = "num";
+      if (only) cell.className = only;
       cell.textContent = text ?? "—";
       tr.append(cell);
     });

@@ -37,6 +37,10 @@ export function describe(error, context = {}) {
         : "That no longer exists. The page has been refreshed.";
     case "VALIDATION_ERROR":
       return `Please check what you entered: ${error?.message ?? "a value was not accepted"}.`;
+    case "BALANCE_LIMIT":
+      return "Your balance cannot grow that large. Add a smaller amount.";
+    case "DATE_ON_SALE":
+      return "That date is already on sale with other seats or price, which cannot change. Leave it out or send it as it is.";
     case "IDEMPOTENCY_CONFLICT":
       return "This request was already sent with different details. Please try again.";
     case "OVERLOADED": {
