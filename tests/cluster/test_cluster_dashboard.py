@@ -3,13 +3,31 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from pathlib import Path
 
-from playwright.sync_api import expect
+import pytest
+from playwright.sync_api import Browser, expect, sync_playwright
 
 from tests.api.server import ADMIN_TOKEN
-from tests.browser.conftest import PHONE, WIDE, Pages, Screenshots
+from tests.browser.conftest import LAUNCH_ARGS, PHONE, STEP_TIMEOUT_MS, WIDE, Pages, Screenshots
 from tests.browser.screens import Dashboard
 from tests.cluster.conftest import GATEWAYS, SHARDS, Cluster
+
+
+@pytest.fixture(scope="module")
+def browser(chromium: Path) -> Iterator[Browser]:
+    """This module's own browser: Playwright's sync API keeps an event loop running in this
+    thread while it is open, and the package's async tests after this module (the cluster
+    faults) could not start theirs ("another loop is running") under the browser package's
+    fixture, which lives until the end of the package."""
+    expect.set_options(timeout=STEP_TIMEOUT_MS)
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=str(chromium), headless=True, args=LAUNCH_ARGS
+        )
+        yield launched
+        launched.close()
 
 
 def test_the_dashboard_shows_each_shard_its_host_and_each_gateway(
