@@ -53,6 +53,7 @@ bench: $(STAMP)
 	if [ -f loadtests/bench_journal.py ]; then $(BIN)/python -m loadtests.bench_journal; fi
 	$(BIN)/python -m loadtests.bench_http
 	$(BIN)/python -m loadtests.bench_ws
+	$(BIN)/python -m loadtests.bench_rooms
 	$(BIN)/python -m loadtests.bench_cluster
 	$(BIN)/python -m loadtests.report
 

@@ -42,9 +42,12 @@ from engine.views import (
     ClusterView,
     DateView,
     JournalStats,
+    OnSale,
     PaymentView,
     QueuePosition,
     Reservation,
+    RoomFigures,
+    RoomStatusView,
     SeatMapView,
     ShardView,
     TokenView,
@@ -74,6 +77,7 @@ class ClusterEngine:
         self.database = database
         self.replica = replica
         self.system = replica.system
+        self.room_concerts = self.system.room_concerts
         self.placement = Placement(len(hosts))
         self.hosts = hosts
         node = node_id()
@@ -99,7 +103,7 @@ class ClusterEngine:
         if isinstance(answer, TokenView):
             # A buyer uses a new token at once: this gateway's replica knows it before the
             # answer leaves (the other gateways within milliseconds, see `token`).
-            await self.replica.until_token(answer.seq)
+            await self.replica.until_token(answer.seq, answer.concert_id)
         return answer
 
     async def add_concert(self, concert: ConcertInfo) -> ConcertInfo:
@@ -138,6 +142,7 @@ class ClusterEngine:
             raw["title"],
             raw["venue"],
             tuple(ConcertDateInfo(**d) for d in raw["dates"]),
+            OnSale(**raw["on_sale"]) if raw.get("on_sale") else None,
         )
         asyncio.get_running_loop().create_task(self._register(concert))
 
@@ -205,13 +210,19 @@ class ClusterEngine:
 
     def token(self, token: str) -> TokenView | None:
         view = self.system.token(token)
-        if view is None and self.system.room.state.issued_later(token):
+        if view is None and self.system.issued_later(token):
             # Genuine, issued by the room a moment ago, not yet heard of here: retry shortly.
             raise ActorUnavailable("this token was issued a moment ago; retry shortly")
         return view
 
-    def position(self, seq: int) -> QueuePosition | None:
-        return self.system.position(seq)
+    def position(self, seq: int, concert_id: str | None = None) -> QueuePosition | None:
+        return self.system.position(seq, concert_id)
+
+    def room_status(self, concert_id: str | None) -> RoomStatusView | None:
+        return self.system.room_status(concert_id)
+
+    def rooms(self) -> tuple[RoomFigures, ...]:
+        return self.system.rooms()
 
     def concerts(self) -> tuple[ConcertInfo, ...]:
         return self.system.concerts()

@@ -27,6 +27,7 @@ from sqlalchemy import Engine
 from engine.actor import Actor, EventListener
 from engine.catalog import ConcertInfo
 from engine.config import EngineConfig
+from engine.domain.waiting_room import WaitingRoom
 from engine.errors import JournalFailed
 from engine.events import Event
 from engine.journal import ActorHistory, CommitTicket, FailureListener, JournalRecord, Snapshot
@@ -101,13 +102,20 @@ class Replica:
         self._actors = {a.key: a for a in self.system.all_actors()}
         return sorted(set(self._actors) - before)
 
-    async def until_token(self, seq: int, timeout: float = TOKEN_WAIT) -> None:
-        """Return once the copy of the room knows the token `seq` (or after `timeout`)."""
-        room = self.system.room.state
+    async def until_token(
+        self, seq: int, concert_id: str | None = None, timeout: float = TOKEN_WAIT
+    ) -> None:
+        """Return once the copy of the token's room (the site-wide one, or `concert_id`'s)
+        knows the token `seq` (or after `timeout`)."""
         deadline = time.monotonic() + timeout
-        while seq not in room.user_of and time.monotonic() < deadline:
-            await asyncio.sleep(0.002)
-            room = self.system.room.state  # a reload replaces it
+        while seq not in self._room_state(concert_id).user_of and time.monotonic() < deadline:
+            await asyncio.sleep(0.002)  # a reload replaces the state: looked up again
+
+    def _room_state(self, concert_id: str | None) -> WaitingRoom:
+        if concert_id is None:
+            return self.system.room.state
+        room = self.system.room_actor(concert_id)
+        return room.state if room is not None else self.system.room.state
 
     def seqs(self) -> dict[str, int]:
         return {key: actor.seq for key, actor in self._actors.items()}

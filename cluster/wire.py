@@ -1,8 +1,8 @@
 """The engine's answers between processes: a value, or one of its errors, as plain values.
 
 Commands and views cross as they are (frozen dataclasses, pickled). An error is turned into
-`Failure` (its class, code, message, field and retry delay) and raised again on the other side
-as the same class, so a gateway answers exactly as the shard's engine would have.
+`Failure` (its class, code, message, field, details and retry delay) and raised again on the
+other side as the same class, so a gateway answers exactly as the shard's engine would have.
 
 A frozen dataclass with slots pickles through dataclasses' `__getstate__`, which looks its
 fields up again on every call; `register_reducers` gives each such class of the engine's face
@@ -38,6 +38,7 @@ class Failure:
     message: str
     field: str | None = None
     retry_after: float | None = None
+    details: tuple[tuple[str, str | int | float | None], ...] = ()
 
 
 Answer = tuple[bool, Any]  # (True, value) or (False, Failure)
@@ -45,7 +46,9 @@ Answer = tuple[bool, Any]  # (True, value) or (False, Failure)
 
 def failure_of(error: Exception) -> Failure:
     if isinstance(error, Refused):
-        return Failure("Refused", error.code, error.message, field=error.field)
+        return Failure(
+            "Refused", error.code, error.message, field=error.field, details=error.details
+        )
     if isinstance(error, Overloaded):
         return Failure("Overloaded", error.code, error.message, retry_after=error.retry_after)
     if isinstance(error, EngineError):
@@ -55,7 +58,7 @@ def failure_of(error: Exception) -> Failure:
 
 def error_of(failure: Failure) -> EngineError:
     if failure.kind == "Refused":
-        return Refused(failure.code, failure.message, field=failure.field)
+        return Refused(failure.code, failure.message, field=failure.field, details=failure.details)
     if failure.kind == "Overloaded":
         error = Overloaded("a shard", failure.retry_after or 1.0)
         error.message, error.args = failure.message, (failure.message,)

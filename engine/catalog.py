@@ -6,6 +6,8 @@ import re
 from dataclasses import dataclass
 from typing import Protocol
 
+from engine.views import OnSale
+
 CONCERT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 MAX_SEATS = 100_000  # seats of one date at most
 # Seats over the dates of one request at most: 300 dates of MAX_SEATS would take gigabytes.
@@ -30,10 +32,16 @@ class ConcertInfo:
     title: str
     venue: str = ""
     dates: tuple[ConcertDateInfo, ...] = ()
+    on_sale: OnSale | None = None  # its own on-sale and waiting room; None: the site-wide room
 
 
 def date_key(concert_id: str, date: str) -> str:
     return f"date:{concert_id}:{date}"
+
+
+def room_key(concert_id: str) -> str:
+    """The actor key of a concert's own waiting room."""
+    return f"room:{concert_id}"
 
 
 class CatalogStore(Protocol):

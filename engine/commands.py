@@ -4,8 +4,10 @@
 dataclass of primitives and tuples: no actor reference or callback, so it can be sent to
 another process unchanged. Each says which kind of actor takes it (`target`) and, through its
 fields, which one: a date command names its concert and date, a wallet or checkout command
-its user (users are spread over shards by a stable hash), a room command goes to the one
-waiting room. The engine routes it there; the actor's `decide` or `handle` runs it as a turn.
+its user (users are spread over shards by a stable hash), a room command names its concert
+(`concert_id`): a concert with its own on-sale has its own room (`room:<concertId>`), every
+other concert, and `None`, the site-wide waiting room. The engine routes it there; the
+actor's `decide` or `handle` runs it as a turn.
 
 Some commands are the engine's own steps (the checkout locking seats, debiting a wallet,
 completing a token): they travel the same way, which is what lets a payment span processes.
@@ -20,7 +22,9 @@ from engine.domain.seat_map import Locked, parse_reservation_id
 from engine.domain.waiting_room import PROCESSING
 from engine.views import (
     ActorKind,
+    ChallengeView,
     HoldOutcome,
+    OnSale,
     PaymentResult,
     PaymentStatus,
     Reservation,
@@ -44,15 +48,23 @@ class Command(Generic[R]):
 
 
 class RoomCommand(Command[R]):
+    """A command for a waiting room: the room of `concert_id` if that concert has its own
+    on-sale, else the site-wide room."""
+
     __slots__ = ()
     target: ClassVar[ActorKind] = "waiting-room"
+    concert_id: str | None
 
 
 @dataclass(frozen=True, slots=True)
 class Join(RoomCommand[TokenView]):
-    """Join the queue: a new token, or the user's current one while WAITING or PROCESSING."""
+    """Join the queue: a new token, or the user's current one while PRE_QUEUE, WAITING or
+    PROCESSING. A room that asks for a proof of work needs `challenge` and `nonce`."""
 
     user_id: str
+    concert_id: str | None = None
+    challenge: str | None = None
+    nonce: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,22 +72,65 @@ class Configure(RoomCommand[RoomSettings]):
     """Change the admission settings live; absent settings are kept."""
 
     changes: tuple[tuple[str, Scalar], ...]
+    concert_id: str | None = None
 
     @classmethod
-    def of(cls, **changes: Scalar) -> Configure:
-        return cls(tuple(sorted(changes.items())))
+    def of(cls, concert_id: str | None = None, /, **changes: Scalar) -> Configure:
+        return cls(tuple(sorted(changes.items())), concert_id)
+
+
+@dataclass(frozen=True, slots=True)
+class Reschedule(RoomCommand[OnSale]):
+    """Change a concert's on-sale live (`OnSale`'s fields; absent ones are kept). Its start
+    can no longer move once it has started."""
+
+    changes: tuple[tuple[str, Scalar], ...]
+    concert_id: str | None = None
+
+    @classmethod
+    def of(cls, concert_id: str, /, **changes: Scalar) -> Reschedule:
+        return cls(tuple(sorted(changes.items())), concert_id)
 
 
 @dataclass(frozen=True, slots=True)
 class OpenRoom(RoomCommand[None]):
-    """Sent once at start: give a new room its token secret."""
+    """Sent once at start: give a new room its token secret (and its on-sale)."""
+
+    concert_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class CompleteToken(RoomCommand[None]):
-    """The user paid: their current token becomes COMPLETED (a checkout's step)."""
+    """The user paid for seats of `concert_id`: their current token of that concert's room
+    becomes COMPLETED (a checkout's step)."""
 
     user_id: str
+    concert_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Leave(RoomCommand[TokenView]):
+    """The buyer leaves the queue: the token numbered `seq` becomes LEFT."""
+
+    seq: int
+    concert_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Seen(RoomCommand[None]):
+    """These waiting tokens' pages are open (polled or connected): told, in batches, and
+    never journaled (see `engine.domain.concert_room`)."""
+
+    seqs: tuple[int, ...]
+    concert_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Challenge(RoomCommand[ChallengeView]):
+    """A proof-of-work challenge for a join of this room (nothing is recorded: it is
+    signed, and recorded as used by the join that carries it)."""
+
+    concert_id: str | None = None
 
 
 # -- the seats of a date ---------------------------------------------------------------------
@@ -245,6 +300,7 @@ class Resolve(CheckoutCommand[PaymentStatus]):
 
 
 __all__ = [
+    "Challenge",
     "Charge",
     "CheckoutCommand",
     "Command",
@@ -256,14 +312,17 @@ __all__ = [
     "FindDebit",
     "Hold",
     "Join",
+    "Leave",
     "Lock",
     "Locked",
     "OpenRoom",
     "Pay",
     "PaymentStatusOf",
     "Release",
+    "Reschedule",
     "Resolve",
     "RoomCommand",
+    "Seen",
     "Sell",
     "SoldTo",
     "Unlock",

@@ -13,6 +13,7 @@ class EngineConfig:
     admit_interval_seconds: float = 10.0
     max_active: int | None = None
     active_ttl_seconds: float = 600.0
+    abandon_seconds: float = 300.0  # a waiting page unseen this long loses its place
     seats_per_date: int = 50
     max_holds_per_user: int = 4
     mailbox_size: int = 4096

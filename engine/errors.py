@@ -19,10 +19,23 @@ class Refused(EngineError):
     """A command the domain rules turned down; nothing changed. `field` names the part of
     the command at fault, when one is (a seat out of range, a date listed twice)."""
 
-    def __init__(self, code: str, message: str, *, field: str | None = None) -> None:
+    # More of the error body, by its camelCase name (`opensAt` of ROOM_NOT_OPEN); rare, so
+    # stored on the instance only when given (a refused hold is the on-sale's commonest answer).
+    details: tuple[tuple[str, str | int | float | None], ...] = ()
+
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        *,
+        field: str | None = None,
+        details: tuple[tuple[str, str | int | float | None], ...] = (),
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.field = field
+        if details:
+            self.details = details
 
 
 class Overloaded(EngineError):
@@ -61,6 +74,11 @@ TOKEN_EXPIRED = "TOKEN_EXPIRED"
 NOT_OWNER = "NOT_OWNER"
 NOT_FOUND = "NOT_FOUND"
 VALIDATION_ERROR = "VALIDATION_ERROR"
+TOKEN_LEFT = "TOKEN_LEFT"  # the buyer left the queue with this token
+ROOM_NOT_OPEN = "ROOM_NOT_OPEN"  # an on-sale's room before its pre-queue opens
+WRONG_ROOM = "WRONG_ROOM"  # a token of one room used on a concert of another
+CHALLENGE_FAILED = "CHALLENGE_FAILED"  # a proof of work missing, wrong, reused or expired
+ON_SALE_STARTED = "ON_SALE_STARTED"  # moving the start of an on-sale that has started
 SEAT_TAKEN = "SEAT_TAKEN"
 HOLD_LIMIT = "HOLD_LIMIT"
 HOLD_EXPIRED = "HOLD_EXPIRED"

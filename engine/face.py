@@ -19,21 +19,32 @@ callback, so a gateway in another process can speak to shard hosts with the same
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 from typing import Protocol, TypeVar
 
 from engine.actor import EventListener
 from engine.catalog import CONCERT_ID, MAX_SEATS, ConcertDateInfo, ConcertInfo
 from engine.commands import (
+    Challenge,
     Charge,
     Command,
     Configure,
     Hold,
     Join,
+    Leave,
     Pay,
     Release,
+    Reschedule,
+    Seen,
 )
 from engine.domain.checkout import MAX_RESERVATIONS_PER_PAYMENT
+from engine.domain.concert_room import (
+    MAX_DIFFICULTY,
+    MAX_NONCE,
+    Abandoned,
+    RoomScheduled,
+    Shuffled,
+)
 from engine.domain.seat_map import (
     HoldExpired,
     HoldReleased,
@@ -41,12 +52,14 @@ from engine.domain.seat_map import (
     SeatsLocked,
     SeatsSold,
     SeatsUnlocked,
+    parse_reservation_id,
     seat_changes,
 )
 from engine.domain.waiting_room import (
     ActiveExpired,
     Admitted,
     Joined,
+    Left,
     RoomConfigured,
     TokenCompleted,
     refusal_for,
@@ -57,18 +70,23 @@ from engine.views import (
     ActorDetail,
     ActorKind,
     ActorStats,
+    ChallengeView,
     ClusterView,
     DateView,
     GatewayView,
     HoldOutcome,
     JournalStats,
+    OnSale,
     Origin,
     PaymentResult,
     PaymentStatus,
     PaymentView,
     QueuePosition,
     Reservation,
+    RoomFigures,
     RoomSettings,
+    RoomState,
+    RoomStatusView,
     Scalar,
     SeatMapView,
     SeatStatus,
@@ -107,8 +125,23 @@ class Engine(Protocol):
         """The view of a genuine queue token; None for anything forged or malformed."""
         ...
 
-    def position(self, seq: int) -> QueuePosition | None:
-        """Rank and ETA of the waiting token numbered `seq`; None unless it waits."""
+    def position(self, seq: int, concert_id: str | None = None) -> QueuePosition | None:
+        """Rank and ETA of the waiting token numbered `seq` of the site-wide room, or of
+        `concert_id`'s own room; None unless it waits."""
+        ...
+
+    @property
+    def room_concerts(self) -> Container[str]:
+        """The concerts with their own on-sale and room (the others: the site-wide room)."""
+        ...
+
+    def room_status(self, concert_id: str | None) -> RoomStatusView | None:
+        """What anyone may know of a concert's room, or of the site-wide room (None); None
+        for a room that is not here."""
+        ...
+
+    def rooms(self) -> tuple[RoomFigures, ...]:
+        """Every room (the site-wide one first) with its figures."""
         ...
 
     def concerts(self) -> tuple[ConcertInfo, ...]: ...
@@ -153,13 +186,18 @@ class Engine(Protocol):
 __all__ = [
     "CONCERT_ID",
     "MAX_CHARGE",
+    "MAX_DIFFICULTY",
+    "MAX_NONCE",
     "MAX_RESERVATIONS_PER_PAYMENT",
     "MAX_SEATS",
+    "Abandoned",
     "ActiveExpired",
     "ActorDetail",
     "ActorKind",
     "ActorStats",
     "Admitted",
+    "Challenge",
+    "ChallengeView",
     "Charge",
     "ClusterView",
     "Command",
@@ -178,6 +216,9 @@ __all__ = [
     "Join",
     "Joined",
     "JournalStats",
+    "Leave",
+    "Left",
+    "OnSale",
     "Origin",
     "Pay",
     "PaymentResult",
@@ -185,9 +226,14 @@ __all__ = [
     "PaymentView",
     "QueuePosition",
     "Release",
+    "Reschedule",
     "Reservation",
     "RoomConfigured",
+    "RoomFigures",
+    "RoomScheduled",
     "RoomSettings",
+    "RoomState",
+    "RoomStatusView",
     "Scalar",
     "SeatHeld",
     "SeatMapView",
@@ -196,11 +242,14 @@ __all__ = [
     "SeatsLocked",
     "SeatsSold",
     "SeatsUnlocked",
+    "Seen",
     "ShardView",
+    "Shuffled",
     "TokenCompleted",
     "TokenStatus",
     "TokenView",
     "Totals",
+    "parse_reservation_id",
     "refusal_for",
     "seat_changes",
 ]

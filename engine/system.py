@@ -8,9 +8,10 @@ never queue behind writes.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import gc
 import logging
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Container, Iterable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
@@ -20,10 +21,11 @@ from anyio.abc import TaskGroup
 from engine.actor import Actor, EventListener, ExpireDue, Reply
 from engine.actors.checkout import CheckoutActor, checkout_key
 from engine.actors.concert_date import ConcertDateActor
+from engine.actors.room import RoomActor
 from engine.actors.waiting_room import KEY as ROOM_KEY
-from engine.actors.waiting_room import WaitingRoomActor
+from engine.actors.waiting_room import BaseRoomActor, WaitingRoomActor
 from engine.actors.wallet import WalletActor, shard_of, wallet_key
-from engine.catalog import CatalogStore, ConcertDateInfo, ConcertInfo, date_key
+from engine.catalog import CatalogStore, ConcertDateInfo, ConcertInfo, date_key, room_key
 from engine.clock import Clock, SystemClock
 from engine.commands import (
     CheckoutCommand,
@@ -32,12 +34,15 @@ from engine.commands import (
     OpenRoom,
     PaymentStatusOf,
     Release,
+    Reschedule,
     Resolve,
+    RoomCommand,
     Unlock,
     WalletCommand,
 )
 from engine.config import EngineConfig
 from engine.domain.checkout import COMPLETED, FAILED, STARTED
+from engine.domain.concert_room import room_figures
 from engine.domain.seat_map import HELD
 from engine.domain.waiting_room import ActiveExpired
 from engine.errors import DATE_ON_SALE, NOT_FOUND, ActorUnavailable, EngineError, Refused
@@ -51,10 +56,14 @@ from engine.views import (
     ClusterView,
     DateView,
     JournalStats,
+    OnSale,
     Origin,
     PaymentView,
     QueuePosition,
     Reservation,
+    RoomFigures,
+    RoomState,
+    RoomStatusView,
     SeatMapView,
     TokenView,
     Totals,
@@ -90,6 +99,11 @@ class EngineSystem:
         self._concerts: dict[str, ConcertInfo] = {}
         self._catalog_dates: dict[tuple[str, str], ConcertDateInfo] = {}  # every date on sale
         self._dates: dict[tuple[str, str], ConcertDateActor] = {}  # this shard's, by both ids
+        self._on_sales: dict[str, OnSale] = {}  # every concert with its own room
+        self._rooms: dict[str, RoomActor] = {}  # this shard's concert rooms
+        # The concerts with their own on-sale and room, a live view: an attribute, not a
+        # property, as the hold route reads it (a property is a call).
+        self.room_concerts: Container[str] = self._on_sales.keys()
         owns = placement.owns
         self._room = (
             WaitingRoomActor(self.config, journal=journal, clock=self.clock)
@@ -113,16 +127,24 @@ class EngineSystem:
             "date": self._date_for,
             "wallet": lambda command: self._wallets[self._wallet_shard(command.user_id)],
             "checkout": lambda command: self._checkouts[self._checkout_shard(command.user_id)],
-            "waiting-room": lambda _: self._room,
+            "waiting-room": self._room_for,
         }
         self._listeners: list[EventListener] = []
         self._task_group: TaskGroup | None = None
+        self._actors_started: set[Actor[Any]] = set()
         self.ready = False
         for concert in catalog:
             self._add_concert(concert)
         journal.on_failure(self._poison)
         if self._room is not None:
             self._room.listeners.append(self._on_room_events)
+
+    def _room_for(self, command: RoomCommand[Any]) -> BaseRoomActor[Any] | None:
+        """The room that takes `command`: its concert's own, or the site-wide one."""
+        concert_id = command.concert_id
+        if concert_id is None or concert_id not in self._on_sales:
+            return self._room
+        return self._rooms.get(concert_id)
 
     # -- commands ------------------------------------------------------------------------------
 
@@ -162,6 +184,10 @@ class EngineSystem:
             return wallet_key(self._wallet_shard(command.user_id))
         if isinstance(command, CheckoutCommand):
             return checkout_key(self._checkout_shard(command.user_id))
+        if isinstance(command, RoomCommand):
+            concert_id = command.concert_id
+            if concert_id is not None and concert_id in self._on_sales:
+                return room_key(concert_id)
         return ROOM_KEY
 
     def _date_for(self, command: DateCommand[Any]) -> ConcertDateActor | None:
@@ -227,12 +253,24 @@ class EngineSystem:
             concert = ConcertInfo(
                 concert.concert_id, concert.title, concert.venue, tuple(merged.values())
             )
-        added = self._add_concert(concert)
+        if concert.on_sale is None and known_concert is not None:
+            concert = dataclasses.replace(concert, on_sale=known_concert.on_sale)
+        rescheduled = known_concert is not None and concert.on_sale != known_concert.on_sale
+        added: list[Actor[Any]] = list(self._add_concert(concert))
+        room = self._rooms.get(concert.concert_id)
+        new_room = room is not None and room not in self._actors_started
+        if room is not None and new_room:
+            added.append(room)
         if self._task_group is not None:
             histories = await self.journal.load([a.key for a in added])
             for actor in added:
                 await actor.recover(histories.get(actor.key))
                 await self._task_group.start(actor.run)
+                self._actors_started.add(actor)
+            if room is not None and new_room:
+                await room.ask(OpenRoom(concert.concert_id))
+            elif room is not None and rescheduled and concert.on_sale is not None:
+                await room.ask(Reschedule.of(concert.concert_id, **_fields(concert.on_sale)))
         return self._concerts[concert.concert_id]
 
     def register_concert(self, concert: ConcertInfo) -> None:
@@ -243,6 +281,9 @@ class EngineSystem:
 
     def _add_concert(self, concert: ConcertInfo) -> list[ConcertDateActor]:
         self._concerts[concert.concert_id] = concert
+        on_sale = concert.on_sale
+        if on_sale is not None:
+            self._add_room(concert.concert_id, on_sale)
         added = []
         for info in concert.dates:
             where = (info.concert_id, info.date)
@@ -255,16 +296,70 @@ class EngineSystem:
             added.append(actor)
         return added
 
+    def _add_room(self, concert_id: str, on_sale: OnSale) -> None:
+        first = concert_id not in self._on_sales
+        self._on_sales[concert_id] = on_sale
+        key = room_key(concert_id)
+        if not first or not self.placement.owns(key):
+            return
+        actor = RoomActor(concert_id, on_sale, self.config, journal=self.journal, clock=self.clock)
+        actor.listeners.extend(self._listeners)
+        actor.listeners.append(self._on_room_events)
+        self._rooms[concert_id] = actor
+
     # -- read views ----------------------------------------------------------------------------
 
     def now(self) -> float:
         return self.clock.now()
 
     def token(self, token: str) -> TokenView | None:
-        return _here(self._room, "waiting room").lookup(token)
+        view = _here(self._room, "waiting room").lookup(token)
+        if view is None and "~" in token:  # `<concertId>~<seq>.<mac>`: a concert room's
+            room = self._rooms.get(token.partition("~")[0])
+            if room is not None:
+                return room.lookup(token)
+        return view
 
-    def position(self, seq: int) -> QueuePosition | None:
-        return _here(self._room, "waiting room").position(seq)
+    def issued_later(self, token: str) -> bool:
+        """Whether `token` is genuine but newer than this copy of its room (a gateway's)."""
+        if "~" in token:
+            room = self._rooms.get(token.partition("~")[0])
+            return room is not None and room.state.issued_later(token)
+        return _here(self._room, "waiting room").state.issued_later(token)
+
+    def position(self, seq: int, concert_id: str | None = None) -> QueuePosition | None:
+        if concert_id is None:
+            return _here(self._room, "waiting room").position(seq)
+        room = self._rooms.get(concert_id)
+        return room.position(seq) if room is not None else None
+
+    def room_status(self, concert_id: str | None) -> RoomStatusView | None:
+        """`GET /api/queue/status`: a concert's room, or the site-wide one (None)."""
+        if concert_id is not None and concert_id in self._on_sales:
+            room = self._rooms.get(concert_id)
+            return room.status() if room is not None else None
+        site = _here(self._room, "waiting room")
+        state = site.state
+        now = self.clock.now()
+        return RoomStatusView(
+            concert_id=None,
+            state="paused" if state.settings.paused else "open",
+            waiting=len(state.waiting),
+            pre_queued=0,
+            starts_at=None,
+            estimated_wait_seconds=state.eta(len(state.waiting) + 1, now),
+        )
+
+    def rooms(self) -> tuple[RoomFigures, ...]:
+        """Every room of this process with its figures: the site-wide one first."""
+        figures = []
+        if self._room is not None:
+            state = self._room.state
+            status: RoomState = "paused" if state.settings.paused else "open"
+            figures.append(room_figures(state, None, status, self.clock.now()))
+        for concert_id in sorted(self._rooms):
+            figures.append(self._rooms[concert_id].figures())
+        return tuple(figures)
 
     def concerts(self) -> tuple[ConcertInfo, ...]:
         return tuple(sorted(self._concerts.values(), key=lambda c: c.concert_id))
@@ -319,7 +414,7 @@ class EngineSystem:
         if isinstance(actor, CheckoutActor):
             payments = tuple(p.view() for p in actor.state.payments.values())
             return ActorDetail(stats, payments=payments)
-        if isinstance(actor, WaitingRoomActor):
+        if isinstance(actor, BaseRoomActor):
             return ActorDetail(stats, settings=actor.state.settings)
         return ActorDetail(stats)
 
@@ -343,14 +438,14 @@ class EngineSystem:
             for status, count in summary.items():
                 payments[status] += count
             revenue += checkout.state.revenue
-        room = self._room.state if self._room is not None else None
+        rooms = [r.state for r in self._room_actors()]
         wallets = [w.state for w in self.wallets]
         return Totals(
-            waiting=len(room.waiting) if room else 0,
-            active=len(room.active) if room else 0,
-            admitted=room.admitted_total if room else 0,
-            completed=room.completed_total if room else 0,
-            expired=room.expired_total if room else 0,
+            waiting=sum(len(r.waiting) for r in rooms),
+            active=sum(len(r.active) for r in rooms),
+            admitted=sum(r.admitted_total for r in rooms),
+            completed=sum(r.completed_total for r in rooms),
+            expired=sum(r.expired_total for r in rooms),
             charged=sum(w.charged_total for w in wallets),
             debited=sum(w.debited_total for w in wallets),
             balances=sum(sum(w.balances.values()) for w in wallets),
@@ -369,6 +464,9 @@ class EngineSystem:
     @property
     def room(self) -> WaitingRoomActor:
         return _here(self._room, "waiting room")
+
+    def room_actor(self, concert_id: str) -> RoomActor | None:
+        return self._rooms.get(concert_id)
 
     @property
     def wallets(self) -> tuple[WalletActor, ...]:
@@ -411,6 +509,7 @@ class EngineSystem:
             self._task_group = tg
             for actor in self._actors():
                 await tg.start(actor.run)
+                self._actors_started.add(actor)
             await self._settle_after_recovery()
             self.ready = True
             try:
@@ -422,7 +521,7 @@ class EngineSystem:
 
     async def stop(self) -> None:
         """Finish the commands already queued, then end every actor (checkouts first)."""
-        rooms: list[Actor[Any]] = [self._room] if self._room is not None else []
+        rooms: list[Actor[Any]] = list(self._room_actors())
         others: list[Actor[Any]] = [*rooms, *self._dates.values(), *self.wallets]
         checkouts: list[Actor[Any]] = list(self.checkouts)
         for group in (checkouts, others):
@@ -432,9 +531,12 @@ class EngineSystem:
                 if self._task_group is not None:  # never started: nothing to wait for
                     await actor.wait_stopped()
 
+    def _room_actors(self) -> list[BaseRoomActor[Any]]:
+        site: list[BaseRoomActor[Any]] = [self._room] if self._room is not None else []
+        return [*site, *self._rooms.values()]
+
     def _actors(self) -> list[Actor[Any]]:
-        rooms: list[Actor[Any]] = [self._room] if self._room is not None else []
-        return [*rooms, *self._dates.values(), *self.wallets, *self.checkouts]
+        return [*self._room_actors(), *self._dates.values(), *self.wallets, *self.checkouts]
 
     async def _recover(self) -> None:
         actors = self._actors()
@@ -455,6 +557,8 @@ class EngineSystem:
     async def _settle_after_recovery(self) -> None:
         if self._room is not None:
             await self.ask(OpenRoom())
+        for concert_id, room in self._rooms.items():
+            await room.ask(OpenRoom(concert_id))
         for checkout in self.checkouts:
             for payment in checkout.state.unfinished():
                 await self.ask(Resolve(payment.user_id, payment.payment_id))
@@ -478,18 +582,25 @@ class EngineSystem:
             if actor.key in keys:
                 actor.poison()
 
-    def _on_room_events(self, _origin: Origin, events: Sequence[Event]) -> None:
+    def _on_room_events(self, origin: Origin, events: Sequence[Event]) -> None:
         """A token whose active window ran out can no longer pay: free its holds for others
         now rather than when they lapse. Best effort: a hold not released here still lapses."""
+        room = self._rooms.get(origin.concert_id) if origin.concert_id else self._room
+        if room is None:
+            return
         for item in events:
             if isinstance(item, ActiveExpired):
                 for seq in item.seqs:
-                    user = self.room.user_of(seq)
+                    user = room.user_of(seq)
                     if user is None:
                         continue
                     self.release_local_holds(user)
                     if self._peers is not None and self._task_group is not None:
                         self._task_group.start_soon(self._peers.release_holds, user)
+
+
+def _fields(on_sale: OnSale) -> dict[str, Any]:
+    return {f.name: getattr(on_sale, f.name) for f in dataclasses.fields(on_sale)}
 
 
 def _here(actor: A | None, what: str) -> A:

@@ -17,10 +17,13 @@ Scalar = int | float | str | bool | None
 
 # Statuses and kinds are plain strings typed as literals: no runtime cost on the hot path (an
 # enum member is compared and hashed the slow way), checked by mypy everywhere.
-TokenStatus = Literal["WAITING", "PROCESSING", "COMPLETED", "EXPIRED"]
+# PRE_QUEUE: in an on-sale's room before it starts (no rank yet); LEFT: the buyer left.
+TokenStatus = Literal["PRE_QUEUE", "WAITING", "PROCESSING", "COMPLETED", "EXPIRED", "LEFT"]
 SeatStatus = Literal["AVAILABLE", "HELD", "CHECKOUT", "SOLD"]  # CHECKOUT: a payment runs
 PaymentStatus = Literal["STARTED", "COMPLETED", "FAILED"]
-ActorKind = Literal["waiting-room", "date", "wallet", "checkout"]
+ActorKind = Literal["waiting-room", "room", "date", "wallet", "checkout"]
+# The state of a waiting room as `GET /api/queue/status` tells it.
+RoomState = Literal["not_open", "pre_queue", "open", "paused"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,7 +32,7 @@ class Origin:
 
     kind: ActorKind
     key: str
-    concert_id: str | None = None  # dates only
+    concert_id: str | None = None  # dates and on-sale rooms
     date: str | None = None  # dates only
 
 
@@ -45,6 +48,9 @@ class TokenView:
     eta_seconds: float | None  # while WAITING; None while admission is paused
     active_until: float | None  # while PROCESSING
     new: bool = False  # set only in the reply to the join that issued this token
+    concert_id: str | None = None  # the concert whose own room issued it; None: site-wide
+    starts_at: float | None = None  # the on-sale's start, for a token of a concert's room
+    reason: str | None = None  # why it is EXPIRED when not its active window: "abandoned"
 
     def status_at(self, now: float) -> TokenStatus:
         """The status at `now`: EXPIRED once the active window has run out, even before the
@@ -62,6 +68,79 @@ class RoomSettings:
     max_active: int | None
     active_ttl_seconds: float
     paused: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class OnSale:
+    """A concert's own on-sale: its room opens `pre_queue_seconds` before `starts_at`, the
+    buyers who came by then are shuffled at `starts_at`, and admission runs on these
+    settings. `proof_of_work` is the leading zero bits a join's challenge needs (0: none)."""
+
+    starts_at: float
+    pre_queue_seconds: float
+    batch_size: int
+    interval_seconds: float
+    max_active: int | None
+    active_ttl_seconds: float
+    proof_of_work: int = 0
+    paused: bool = False
+
+    @property
+    def opens_at(self) -> float:
+        return self.starts_at - self.pre_queue_seconds
+
+    def admission(self) -> RoomSettings:
+        return RoomSettings(
+            self.batch_size,
+            self.interval_seconds,
+            self.max_active,
+            self.active_ttl_seconds,
+            self.paused,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RoomStatusView:
+    """`GET /api/queue/status`: what anyone may know of a room, without a token."""
+
+    concert_id: str | None
+    state: RoomState
+    waiting: int
+    pre_queued: int
+    starts_at: float | None
+    estimated_wait_seconds: float | None  # for one who joins now; None while paused
+
+
+@dataclass(frozen=True, slots=True)
+class ChallengeView:
+    """A proof-of-work challenge: a join must carry it with a nonce such that SHA-256 of
+    `challenge + ":" + nonce` has `difficulty` leading zero bits, before `expires_at`."""
+
+    challenge: str
+    difficulty: int
+    expires_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class RoomFigures:
+    """One room's figures for the operator (`GET /admin/rooms`, /metrics, the dashboard)."""
+
+    concert_id: str | None  # None: the site-wide room
+    state: RoomState
+    on_sale: OnSale | None  # the settings of a concert's room; None for the site-wide one
+    settings: RoomSettings
+    waiting: int
+    pre_queued: int
+    active: int
+    admitted: int
+    admitted_per_minute: float  # over the last minute
+    waited_p50_seconds: float | None  # from joining (or the start) until admission
+    waited_p90_seconds: float | None
+    left: int
+    abandoned: int
+    dropped_waited_p50_seconds: float | None  # how long those who left or were abandoned waited
+    completed: int  # admitted buyers who paid
+    conversion: float | None  # completed / admitted
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,18 +325,23 @@ __all__ = [
     "ActorDetail",
     "ActorKind",
     "ActorStats",
+    "ChallengeView",
     "ClusterView",
     "DateView",
     "GatewayView",
     "HoldOutcome",
     "JournalStats",
+    "OnSale",
     "Origin",
     "PaymentResult",
     "PaymentStatus",
     "PaymentView",
     "QueuePosition",
     "Reservation",
+    "RoomFigures",
     "RoomSettings",
+    "RoomState",
+    "RoomStatusView",
     "Scalar",
     "SeatMapView",
     "SeatStatus",

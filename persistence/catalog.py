@@ -6,12 +6,15 @@ durably before a concert is put on sale, so a restart finds every date actor aga
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from datetime import date, timedelta
 
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from engine.catalog import ConcertDateInfo, ConcertInfo
+from engine.views import OnSale
 from persistence.tables import ConcertDateRow, ConcertRow
 
 DEMO_CONCERT_ID = "aurora-2027"
@@ -31,17 +34,38 @@ def read_catalog(engine: Engine) -> list[ConcertInfo]:
             ConcertDateInfo(row.concert_id, row.date, row.seats, row.price)
         )
     return [
-        ConcertInfo(c.concert_id, c.title, c.venue, tuple(by_concert.get(c.concert_id, ())))
+        ConcertInfo(
+            c.concert_id,
+            c.title,
+            c.venue,
+            tuple(by_concert.get(c.concert_id, ())),
+            on_sale_of(c.on_sale),
+        )
         for c in concerts
     ]
 
 
+def on_sale_of(text: str | None) -> OnSale | None:
+    """The `OnSale` of a `concert.on_sale` column (its fields by name, as JSON)."""
+    return OnSale(**json.loads(text)) if text else None
+
+
+def on_sale_text(on_sale: OnSale) -> str:
+    return json.dumps(dataclasses.asdict(on_sale))
+
+
 def upsert_concert(engine: Engine, concert: ConcertInfo) -> None:
-    """Insert or update the concert and each of its dates; dates not named are kept."""
+    """Insert or update the concert and each of its dates; dates not named are kept, and so
+    is its on-sale when none is given."""
     with Session(engine) as session:
-        session.merge(
-            ConcertRow(concert_id=concert.concert_id, title=concert.title, venue=concert.venue)
-        )
+        row = session.get(ConcertRow, concert.concert_id)
+        on_sale = on_sale_text(concert.on_sale) if concert.on_sale is not None else None
+        if row is None:
+            row = ConcertRow(concert_id=concert.concert_id, title=concert.title, on_sale=on_sale)
+        elif on_sale is not None:
+            row.on_sale = on_sale
+        row.title, row.venue = concert.title, concert.venue
+        session.add(row)
         session.flush()  # the parent row first: concert_date references it
         for info in concert.dates:
             if info.concert_id != concert.concert_id:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlmodel import Session, SQLModel, select
 
@@ -89,7 +89,13 @@ def ensure_schema(engine: Engine) -> int:
 
 def migrate(session: Session, version: int) -> None:
     """Bring the schema to `version`. Versions 1 and 2 (which added `shard_lease`) are what
-    `create_all` builds: nothing to do."""
+    `create_all` builds: nothing to do. Version 3 adds `concert.on_sale`."""
     if version in (1, 2):
+        return
+    if version == 3:
+        connection = session.connection()
+        # A fresh database has it from `create_all` already.
+        if "on_sale" not in {c["name"] for c in inspect(connection).get_columns("concert")}:
+            connection.execute(text("ALTER TABLE concert ADD COLUMN on_sale TEXT"))
         return
     raise AssertionError(f"no migration to schema version {version}")

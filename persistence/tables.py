@@ -15,7 +15,7 @@ from sqlalchemy import BigInteger, Column, DateTime, Integer, Text, UniqueConstr
 from sqlmodel import Field, SQLModel
 
 # Bump this and add a step to `database.migrate` when a table changes shape.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # BIGINT on PostgreSQL; on SQLite the key must be spelled INTEGER to alias the rowid.
 _BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -50,6 +50,9 @@ class ConcertRow(SQLModel, table=True):
     concert_id: str = Field(primary_key=True, max_length=64)
     title: str
     venue: str = ""
+    # The concert's own on-sale as first put on sale (JSON of `OnSale`'s fields; its room
+    # journals every change after that); null: the site-wide room. Added in version 3.
+    on_sale: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
 
 
 class ConcertDateRow(SQLModel, table=True):

@@ -16,7 +16,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import Response
 
 from engine.catalog import MAX_CONCERT_SEATS
-from engine.errors import DATE_ON_SALE, NOT_FOUND
+from engine.errors import DATE_ON_SALE, NOT_FOUND, ON_SALE_STARTED
 from engine.face import (
     ActorDetail,
     ActorStats,
@@ -24,6 +24,9 @@ from engine.face import (
     ConcertInfo,
     Configure,
     JournalStats,
+    OnSale,
+    Reschedule,
+    RoomFigures,
     RoomSettings,
 )
 from engine.heap import freeze_long_lived
@@ -44,13 +47,20 @@ from web.schemas import (
     HistoryOut,
     HistorySampleOut,
     JournalOut,
+    OnSaleIn,
+    OnSaleOut,
+    OnSalePatch,
     QueuePatch,
     QueueSettingsOut,
+    RoomOut,
+    RoomsOut,
     ShardOut,
     TotalsOut,
     instant,
+    seconds_of,
 )
 
+ROOM_PATH = Param("concertId", "path", "a concert with its own on-sale", {"type": "string"})
 PATCHABLE = ("batch_size", "interval_seconds", "max_active", "active_ttl_seconds")
 STATS_FIELDS = tuple(field.name for field in dataclasses.fields(ActorStats))
 
@@ -155,6 +165,95 @@ async def configure(call: Call) -> Response:
     return json_response(settings_out(await call.engine.ask(Configure.of(**changes))))
 
 
+ON_SALE_FIELDS = (
+    "pre_queue_seconds",
+    "batch_size",
+    "interval_seconds",
+    "max_active",
+    "active_ttl_seconds",
+    "proof_of_work",
+)
+DEFAULT_PRE_QUEUE_SECONDS = 900.0
+
+
+def on_sale_of(call: Call, body: OnSaleIn) -> OnSale:
+    """A new on-sale: what the body gives, the site-wide room's settings for the rest."""
+    site = next(f.settings for f in call.engine.rooms() if f.concert_id is None)
+    given = body.model_fields_set
+    return OnSale(
+        starts_at=seconds_of(body.starts_at),
+        pre_queue_seconds=body.pre_queue_seconds
+        if body.pre_queue_seconds is not None
+        else DEFAULT_PRE_QUEUE_SECONDS,
+        batch_size=body.batch_size if body.batch_size is not None else site.batch_size,
+        interval_seconds=body.interval_seconds or site.interval_seconds,
+        max_active=body.max_active if "max_active" in given else site.max_active,
+        active_ttl_seconds=body.active_ttl_seconds or site.active_ttl_seconds,
+        proof_of_work=body.proof_of_work or 0,
+    )
+
+
+def on_sale_out(on_sale: OnSale) -> OnSaleOut:
+    return OnSaleOut(
+        starts_at=instant(on_sale.starts_at) or "",
+        **{name: getattr(on_sale, name) for name in (*ON_SALE_FIELDS, "paused")},
+    )
+
+
+def room_out(figures: RoomFigures) -> RoomOut:
+    fields = {f.name: getattr(figures, f.name) for f in dataclasses.fields(figures)}
+    on_sale = figures.on_sale
+    return RoomOut(
+        **{
+            **fields,
+            "on_sale": on_sale_out(on_sale) if on_sale is not None else None,
+            "settings": settings_out(figures.settings),
+        }
+    )
+
+
+def room_figures(call: Call, concert_id: str) -> RoomFigures:
+    found = next((f for f in call.engine.rooms() if f.concert_id == concert_id), None)
+    if found is None:
+        raise ApiError(NOT_FOUND, f"no room of its own for {concert_id}")
+    return found
+
+
+async def rooms(call: Call) -> Response:
+    return json_response(RoomsOut(rooms=[room_out(f) for f in call.engine.rooms()]))
+
+
+async def reschedule(call: Call) -> Response:
+    concert_id = call.request.path_params["concertId"]
+    body = await read_body(call.request, OnSalePatch)
+    return await _reschedule(call, concert_id, _changes(body))
+
+
+def _changes(body: OnSalePatch) -> dict[str, Any]:
+    given = body.model_fields_set
+    changes: dict[str, Any] = {
+        name: getattr(body, name) for name in ON_SALE_FIELDS if name in given
+    }
+    if body.starts_at is not None:
+        changes["starts_at"] = seconds_of(body.starts_at)
+    return changes
+
+
+async def _reschedule(call: Call, concert_id: str, changes: dict[str, Any]) -> Response:
+    if concert_id not in call.engine.room_concerts:
+        raise ApiError(NOT_FOUND, f"no room of its own for {concert_id}")
+    await call.engine.ask(Reschedule.of(concert_id, **changes))
+    return json_response(room_out(room_figures(call, concert_id)))
+
+
+async def pause_room(call: Call) -> Response:
+    return await _reschedule(call, call.request.path_params["concertId"], {"paused": True})
+
+
+async def resume_room(call: Call) -> Response:
+    return await _reschedule(call, call.request.path_params["concertId"], {"paused": False})
+
+
 async def add_concert(call: Call) -> Response:
     body = await read_body(call.request, ConcertIn)
     seats = call.runtime.settings.engine.seats_per_date
@@ -169,8 +268,9 @@ async def add_concert(call: Call) -> Response:
             f"the dates of one request have at most {MAX_CONCERT_SEATS:,} seats together",
             field="dates",
         )
+    on_sale = on_sale_of(call, body.on_sale) if body.on_sale is not None else None
     concert = await call.engine.add_concert(
-        ConcertInfo(body.concert_id, body.title, body.venue, infos)
+        ConcertInfo(body.concert_id, body.title, body.venue, infos, on_sale)
     )
     freeze_long_lived()
     return json_response(
@@ -182,6 +282,7 @@ async def add_concert(call: Call) -> Response:
                 ConcertDateDetail(date=d.date, seats=d.seats, price=d.price)
                 for d in sorted(concert.dates, key=lambda d: d.date)
             ],
+            on_sale=on_sale_out(concert.on_sale) if concert.on_sale is not None else None,
         ),
         201,
     )
@@ -271,7 +372,32 @@ def endpoints() -> list[Endpoint]:
             "POST", "/admin/concerts", add_concert,
             "Put a concert (or more dates of one) on sale",
             auth="admin", body=ConcertIn, responses={201: Out(AdminConcertOut)},
-            errors=(DATE_ON_SALE,), tag="admin",
+            errors=(DATE_ON_SALE, ON_SALE_STARTED), tag="admin",
+        ),
+        Endpoint(
+            "GET", "/admin/rooms", rooms,
+            "Every waiting room (the site-wide one first) with its settings and figures: "
+            "waiting, pre-queued, admitted per minute, waits, drop-outs, conversion",
+            auth="admin", responses={200: Out(RoomsOut)}, tag="admin",
+        ),
+        Endpoint(
+            "PATCH", "/admin/rooms/{concertId}", reschedule,
+            "Change a concert's on-sale live (absent fields are kept; its start cannot move "
+            "once it has started)",
+            auth="admin", body=OnSalePatch, responses={200: Out(RoomOut)},
+            errors=(NOT_FOUND, ON_SALE_STARTED), params=(ROOM_PATH,), tag="admin",
+        ),
+        Endpoint(
+            "POST", "/admin/rooms/{concertId}/pause", pause_room,
+            "Stop admitting from a concert's room",
+            auth="admin", responses={200: Out(RoomOut)}, errors=(NOT_FOUND,),
+            params=(ROOM_PATH,), tag="admin",
+        ),
+        Endpoint(
+            "POST", "/admin/rooms/{concertId}/resume", resume_room,
+            "Admit from a concert's room again",
+            auth="admin", responses={200: Out(RoomOut)}, errors=(NOT_FOUND,),
+            params=(ROOM_PATH,), tag="admin",
         ),
         Endpoint(
             "GET", "/admin/cluster", cluster,

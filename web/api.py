@@ -15,6 +15,7 @@ from starlette.responses import Response
 
 from engine.errors import (
     BALANCE_LIMIT,
+    CHALLENGE_FAILED,
     HOLD_EXPIRED,
     HOLD_LIMIT,
     IDEMPOTENCY_CONFLICT,
@@ -22,21 +23,37 @@ from engine.errors import (
     NOT_FOUND,
     NOT_OWNER,
     QUEUE_WAITING,
+    ROOM_NOT_OPEN,
     SEAT_TAKEN,
     TOKEN_COMPLETED,
     TOKEN_EXPIRED,
+    TOKEN_LEFT,
     VALIDATION_ERROR,
+    WRONG_ROOM,
 )
-from engine.face import CONCERT_ID, Charge, Hold, Join, Pay, Release, Reservation, TokenView
+from engine.face import (
+    CONCERT_ID,
+    Challenge,
+    Charge,
+    Hold,
+    Join,
+    Leave,
+    Pay,
+    Release,
+    Reservation,
+    TokenView,
+    parse_reservation_id,
+)
 from web import gate
 from web.body import read_body
 from web.endpoints import Call, Endpoint, Out, Param, json_response
-from web.errors import ApiError
+from web.errors import OVERLOADED, ApiError
 from web.examples import Sample
 from web.responses import JsonResponse
 from web.schemas import (
     DATE_PATTERN,
     BalanceOut,
+    ChallengeOut,
     ChargeRequest,
     ConcertOut,
     DateOut,
@@ -44,6 +61,7 @@ from web.schemas import (
     JoinRequest,
     PaymentOut,
     PaymentRequest,
+    QueueStatusOut,
     ReleaseOut,
     ReservationOut,
     SeatMapOut,
@@ -77,6 +95,15 @@ DATE_PARAM = Param(
     {"type": "string", "format": "date"},
     example=lambda sample: sample.date,
 )
+ROOM_PARAM = Param(
+    "concertId",
+    "query",
+    "a concert with its own on-sale; absent: the site-wide room",
+    {"type": "string", "pattern": CONCERT_ID.pattern},
+    required=False,
+)
+# `GET /api/queue/status` may be cached this long by a CDN in front of the service.
+STATUS_MAX_AGE = 1
 # Refusals of a charge or payment by a token that is not PROCESSING (the engine decides, as a
 # retry with an earlier request's key is answered whatever the token's status now).
 NOT_ACTIVE = (QUEUE_WAITING, TOKEN_COMPLETED, TOKEN_EXPIRED)
@@ -90,6 +117,9 @@ def token_out(view: TokenView) -> TokenOut:
         rank=view.rank,
         eta_seconds=view.eta_seconds,
         active_until=instant(view.active_until),
+        concert_id=view.concert_id,
+        starts_at=instant(view.starts_at),
+        reason="abandoned" if view.reason == "abandoned" else None,
     )
 
 
@@ -138,17 +168,67 @@ def concert_or_404(call: Call, concert_id: str) -> None:
         raise ApiError(NOT_FOUND, f"no concert {concert_id}")
 
 
+def room_param(call: Call) -> str | None:
+    """The `concertId` query parameter: a known concert (404 otherwise), or None."""
+    concert_id = call.request.query_params.get("concertId")
+    if concert_id is None:
+        return None
+    if not CONCERT_ID.match(concert_id):
+        raise ApiError(VALIDATION_ERROR, "concertId is not a concert id", field="concertId")
+    concert_or_404(call, concert_id)
+    return concert_id
+
+
 # -- queue -----------------------------------------------------------------------------------
 
 
 async def join(call: Call) -> Response:
     body = await read_body(call.request, JoinRequest)
-    view = await call.engine.ask(Join(body.user_id))
+    if body.concert_id is not None:
+        concert_or_404(call, body.concert_id)
+    view = await call.engine.ask(Join(body.user_id, body.concert_id, body.challenge, body.nonce))
     return json_response(token_out(view), 201 if view.new else 200)
 
 
 async def me(call: Call) -> Response:
-    return json_response(token_out(call.me))
+    me = call.me
+    if me.concert_id is not None and me.status in ("WAITING", "PRE_QUEUE"):
+        call.runtime.hub.sightings.note(me.concert_id, me.seq)  # its page is open
+    return json_response(token_out(me))
+
+
+async def leave(call: Call) -> Response:
+    me = call.me
+    view = await call.engine.ask(Leave(me.seq, me.concert_id))
+    return json_response(token_out(view))
+
+
+async def status(call: Call) -> Response:
+    view = call.engine.room_status(room_param(call))
+    if view is None:
+        raise ApiError(NOT_FOUND, "no such room here")
+    out = QueueStatusOut(
+        concert_id=view.concert_id,
+        state=view.state,
+        waiting=view.waiting,
+        pre_queued=view.pre_queued,
+        starts_at=instant(view.starts_at),
+        estimated_wait_seconds=view.estimated_wait_seconds,
+    )
+    return json_response(out, headers={"Cache-Control": f"public, max-age={STATUS_MAX_AGE}"})
+
+
+async def challenge(call: Call) -> Response:
+    concert_id = room_param(call)
+    if concert_id is None or concert_id not in call.engine.room_concerts:
+        raise ApiError(NOT_FOUND, "only a concert's own room asks for a proof of work")
+    issued = await call.engine.ask(Challenge(concert_id))
+    out = ChallengeOut(
+        challenge=issued.challenge,
+        difficulty=issued.difficulty,
+        expires_at=instant(issued.expires_at) or "",
+    )
+    return json_response(out, headers={"Cache-Control": "no-store"})
 
 
 # -- catalog ---------------------------------------------------------------------------------
@@ -173,6 +253,7 @@ async def concerts(call: Call) -> Response:
 async def dates(call: Call) -> Response:
     concert_id = call.request.path_params["concertId"]
     concert_or_404(call, concert_id)
+    gate.same_room(call.engine, call.me, concert_id)
     return json_response(
         [
             DateOut(
@@ -191,6 +272,7 @@ async def seats(call: Call) -> Response:
     concert_id = call.request.path_params["concertId"]
     date = checked_date(call.request.path_params["date"])
     concert_or_404(call, concert_id)
+    gate.same_room(call.engine, call.me, concert_id)
     seat_map = call.engine.seat_map(concert_id, date)
     if seat_map is None:
         raise ApiError(NOT_FOUND, f"no date {date} for concert {concert_id}")
@@ -212,7 +294,12 @@ async def hold(call: Call) -> Response:
     me = call.me
     body = await read_body(call.request, HoldRequest)
     gate.same_user(me, body.user_id)
-    outcome = await call.engine.ask(Hold(me.user_id, body.concert_id, body.date, body.seat))
+    engine, room, concert_id = call.engine, me.concert_id, body.concert_id
+    # `gate.same_room` inlined on the on-sale's busiest route: a call was 1% of a hold
+    # (loadtests.count_instructions); tests/api/test_rooms.py holds through both ways.
+    if room != concert_id and (room is not None or concert_id in engine.room_concerts):
+        raise gate.wrong_room(concert_id)
+    outcome = await engine.ask(Hold(me.user_id, concert_id, body.date, body.seat))
     # A repeated hold of one's own seat answers the existing hold (200), not a new one.
     status = 201 if outcome.created else 200
     return JsonResponse(ReservationOut.dump(reservation_fields(outcome.reservation)), status)
@@ -224,6 +311,9 @@ async def reservations(call: Call) -> Response:
 
 async def release(call: Call) -> Response:
     reservation_id = call.request.path_params["reservationId"]
+    parsed = parse_reservation_id(reservation_id)
+    if parsed is not None:
+        gate.same_room(call.engine, call.me, parsed[0])
     await call.engine.ask(Release(call.me.user_id, reservation_id))
     return json_response(ReleaseOut(reservation_id=reservation_id))
 
@@ -258,6 +348,10 @@ async def pay(call: Call) -> Response:
     key = idempotency_key(call)
     body = await read_body(call.request, PaymentRequest)
     gate.same_user(me, body.user_id)
+    for reservation_id in body.reservation_ids:
+        parsed = parse_reservation_id(reservation_id)
+        if parsed is not None:
+            gate.same_room(call.engine, me, parsed[0])
     # A payment completes the token; its retry (same Idempotency-Key, e.g. after a lost
     # answer) still gets the payment's outcome: the checkout decides, knowing the status.
     status = me.status_at(call.engine.now())
@@ -300,18 +394,40 @@ def endpoints() -> list[Endpoint]:
     return [
         Endpoint(
             "POST", "/api/queue/tokens", join,
-            "Join the waiting room (idempotent per user while WAITING or PROCESSING)",
+            "Join the waiting room: a concert's own (concertId of a concert with an onSale) or "
+            "the site-wide one (idempotent per user while PRE_QUEUE, WAITING or PROCESSING)",
             auth="none", body=JoinRequest, example=lambda _: {"userId": "alice"},
             responses={
                 201: Out(TokenOut, description="a new token"),
                 200: Out(TokenOut, description="the user's current token"),
             },
+            errors=(NOT_FOUND, ROOM_NOT_OPEN, CHALLENGE_FAILED),
             tag="queue",
         ),
         Endpoint(
             "GET", "/api/queue/tokens/me", me,
-            "The caller's token: status, rank (1-based while WAITING), ETA, active window",
-            auth="token", responses={200: Out(TokenOut)}, tag="queue",
+            "The caller's token: status, rank (1-based while WAITING), ETA, active window; "
+            "polling it keeps a waiting buyer's place",
+            auth="token", responses={200: Out(TokenOut)}, errors=(TOKEN_LEFT,), tag="queue",
+        ),
+        Endpoint(
+            "DELETE", "/api/queue/tokens/me", leave,
+            "Leave the queue: the token becomes LEFT and everyone behind moves up",
+            auth="token", responses={200: Out(TokenOut)},
+            errors=(TOKEN_LEFT, TOKEN_COMPLETED, TOKEN_EXPIRED), tag="queue",
+        ),
+        Endpoint(
+            "GET", "/api/queue/status", status,
+            "A room's state, waiting and pre-queued buyers, start and estimated wait "
+            "(no token; cacheable for a second)",
+            auth="none", responses={200: Out(QueueStatusOut)}, errors=(NOT_FOUND,),
+            params=(ROOM_PARAM,), tag="queue",
+        ),
+        Endpoint(
+            "GET", "/api/queue/challenge", challenge,
+            "A proof-of-work challenge for a join of a concert's room",
+            auth="none", responses={200: Out(ChallengeOut)}, errors=(NOT_FOUND, OVERLOADED),
+            params=(ROOM_PARAM,), tag="queue",
         ),
         Endpoint(
             "GET", "/api/concerts", concerts,
@@ -321,13 +437,13 @@ def endpoints() -> list[Endpoint]:
         Endpoint(
             "GET", "/api/concerts/{concertId}/dates", dates,
             "Dates of a concert that still have a free seat",
-            responses={200: Out(DateOut, many=True)}, errors=(NOT_FOUND,),
+            responses={200: Out(DateOut, many=True)}, errors=(NOT_FOUND, WRONG_ROOM),
             params=(CONCERT_PARAM,), tag="catalog",
         ),
         Endpoint(
             "GET", "/api/concerts/{concertId}/dates/{date}/seats", seats,
             "The seat map of a date",
-            responses={200: Out(SeatMapOut)}, errors=(NOT_FOUND,),
+            responses={200: Out(SeatMapOut)}, errors=(NOT_FOUND, WRONG_ROOM),
             params=(CONCERT_PARAM, DATE_PARAM), tag="catalog",
         ),
         Endpoint(
@@ -341,7 +457,7 @@ def endpoints() -> list[Endpoint]:
                     links=HOLD_LINKS,
                 ),
             },
-            errors=(NOT_FOUND, SEAT_TAKEN, HOLD_LIMIT, NOT_OWNER),
+            errors=(NOT_FOUND, SEAT_TAKEN, HOLD_LIMIT, NOT_OWNER, WRONG_ROOM),
             tag="reservations",
         ),
         Endpoint(
@@ -352,7 +468,7 @@ def endpoints() -> list[Endpoint]:
         Endpoint(
             "DELETE", "/api/reservations/{reservationId}", release, "Release a hold",
             responses={200: Out(ReleaseOut)},
-            errors=(NOT_FOUND, NOT_OWNER, HOLD_EXPIRED, SEAT_TAKEN),
+            errors=(NOT_FOUND, NOT_OWNER, HOLD_EXPIRED, SEAT_TAKEN, WRONG_ROOM),
             params=(Param("reservationId", "path", "reservation id"),), tag="reservations",
         ),
         Endpoint(
@@ -376,7 +492,7 @@ def endpoints() -> list[Endpoint]:
             auth="token", body=PaymentRequest, responses={201: Out(PaymentOut)},
             errors=(
                 *NOT_ACTIVE, NOT_FOUND, NOT_OWNER, HOLD_EXPIRED, SEAT_TAKEN,
-                INSUFFICIENT_BALANCE, IDEMPOTENCY_CONFLICT,
+                INSUFFICIENT_BALANCE, IDEMPOTENCY_CONFLICT, WRONG_ROOM,
             ),
             params=(IDEMPOTENCY_PARAM,), tag="money",
         ),

@@ -25,6 +25,7 @@ from engine.errors import (
     Refused,
 )
 from web.responses import JsonResponse
+from web.schemas import instant
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,10 @@ STATUS_OF_CODE: dict[str, int] = {
     codes.TOKEN_COMPLETED: 403,
     codes.TOKEN_EXPIRED: 403,
     codes.NOT_OWNER: 403,
+    codes.TOKEN_LEFT: 403,
+    codes.ROOM_NOT_OPEN: 403,
+    codes.WRONG_ROOM: 403,
+    codes.CHALLENGE_FAILED: 403,
     codes.NOT_FOUND: 404,
     METHOD_NOT_ALLOWED: 405,
     REQUEST_TIMEOUT: 408,
@@ -58,6 +63,7 @@ STATUS_OF_CODE: dict[str, int] = {
     codes.HOLD_EXPIRED: 409,
     codes.IDEMPOTENCY_CONFLICT: 409,
     codes.DATE_ON_SALE: 409,
+    codes.ON_SALE_STARTED: 409,
     codes.INSUFFICIENT_BALANCE: 402,
     codes.BALANCE_LIMIT: 409,
     OVERLOADED: 503,
@@ -115,6 +121,18 @@ def error_response(
     return JsonResponse(_encode(error_body(code, message, field)).encode(), status, headers)
 
 
+def _detailed(status: int, error: Refused) -> Response:
+    """A refusal whose error body says more (`opensAt` of ROOM_NOT_OPEN); instants leave as
+    the API's one time representation."""
+    body = error_body(error.code, error.message, error.field)
+    for name, value in error.details:
+        if name.endswith("At") and isinstance(value, int | float):
+            body["error"][name] = instant(value)
+        else:
+            body["error"][name] = value
+    return JsonResponse(_encode(body).encode(), status)
+
+
 def response_for(error: Exception) -> Response:
     """The error answer for anything a handler raised."""
     if isinstance(error, ApiError):
@@ -123,6 +141,8 @@ def response_for(error: Exception) -> Response:
         )
     if isinstance(error, Refused):
         status = STATUS_OF_CODE.get(error.code, 400)
+        if error.details:
+            return _detailed(status, error)
         return error_response(status, error.code, error.message, field=error.field)
     if isinstance(error, Overloaded):
         retry = str(max(1, math.ceil(error.retry_after)))

@@ -54,6 +54,7 @@ class Metrics:
         websockets = Gauge(f"{PREFIX}_websocket_connections", "open websockets", registry=r)
         websockets.set_function(lambda: runtime.hub.count)
         r.register(EngineCollector(runtime))
+        r.register(RoomCollector(runtime))
 
     def attach(self, engine: Engine) -> None:
         engine.subscribe(self.on_events)
@@ -191,6 +192,47 @@ class EngineCollector(Collector):
             waiting.add_metric([], totals.waiting)
             active.add_metric([], totals.active)
         yield from (depth, processed, latency, waiting, active, journal, healthy)
+
+
+class RoomCollector(Collector):
+    """Each waiting room's figures (`room`: the concert id, `site` for the site-wide room),
+    read from the engine's `rooms()` view at scrape time."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    def collect(self) -> Iterator[Metric]:
+        def gauge(name: str, description: str, labels: Sequence[str] = ()) -> GaugeMetricFamily:
+            return GaugeMetricFamily(f"{PREFIX}_room_{name}", description, labels=["room", *labels])
+
+        waiting = gauge("waiting", "buyers waiting in the room")
+        pre_queued = gauge("pre_queued", "buyers in the room's pre-queue")
+        per_minute = gauge("admitted_per_minute", "admissions per minute, measured")
+        waited = gauge("waited_seconds", "join to admission, recent admissions", ["quantile"])
+        conversion = gauge("conversion", "admitted buyers who paid, as a share")
+        dropouts = CounterMetricFamily(
+            f"{PREFIX}_room_dropouts",
+            "buyers who left the room or were abandoned",
+            labels=["room", "reason"],
+        )
+        engine = self.runtime.running_engine
+        if engine is not None and engine.ready:
+            for room in engine.rooms():
+                label = room.concert_id or "site"
+                waiting.add_metric([label], room.waiting)
+                pre_queued.add_metric([label], room.pre_queued)
+                per_minute.add_metric([label], room.admitted_per_minute)
+                for quantile, value in (
+                    ("0.5", room.waited_p50_seconds),
+                    ("0.9", room.waited_p90_seconds),
+                ):
+                    if value is not None:
+                        waited.add_metric([label, quantile], value)
+                if room.conversion is not None:
+                    conversion.add_metric([label], room.conversion)
+                dropouts.add_metric([label, "left"], room.left)
+                dropouts.add_metric([label, "abandoned"], room.abandoned)
+        yield from (waiting, pre_queued, per_minute, waited, conversion, dropouts)
 
 
 def _disable_created_metrics() -> None:

@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
-from engine.errors import QUEUE_WAITING, TOKEN_COMPLETED, TOKEN_EXPIRED, TOKEN_INVALID
+from engine.errors import QUEUE_WAITING, TOKEN_COMPLETED, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_LEFT
 from web.endpoints import Endpoint
 from web.errors import OVERLOADED, STATUS_OF_CODE, TOKEN_MISSING, UNAVAILABLE
 from web.examples import PLACEHOLDER, Sample
@@ -29,8 +29,15 @@ PATH_PARAM = re.compile(r"{(\w+)}")
 
 AUTH_ERRORS: dict[str, tuple[str, ...]] = {
     "none": (),
-    "token": (TOKEN_MISSING, TOKEN_INVALID),
-    "active": (TOKEN_MISSING, TOKEN_INVALID, QUEUE_WAITING, TOKEN_COMPLETED, TOKEN_EXPIRED),
+    "token": (TOKEN_MISSING, TOKEN_INVALID, TOKEN_LEFT),
+    "active": (
+        TOKEN_MISSING,
+        TOKEN_INVALID,
+        TOKEN_LEFT,
+        QUEUE_WAITING,
+        TOKEN_COMPLETED,
+        TOKEN_EXPIRED,
+    ),
     "admin": (TOKEN_MISSING, TOKEN_INVALID),
 }
 SECURITY = {"none": None, "token": "queueToken", "active": "queueToken", "admin": "adminToken"}

@@ -75,7 +75,7 @@ async def _stop_once_fenced(store: Store) -> None:
 class Runtime:
     def __init__(self, settings: Settings, engine_opener: EngineOpener = open_embedded_engine):
         self.settings = settings
-        self.hub = Hub(settings.engine.hold_seconds)
+        self.hub = Hub(settings.engine.hold_seconds, settings.engine.abandon_seconds)
         self.metrics = Metrics(self)
         self.history = History(
             self.metrics, lambda: self._system, every=settings.history_sample_seconds

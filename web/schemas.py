@@ -33,9 +33,12 @@ from pydantic.alias_generators import to_camel
 from engine.face import (
     CONCERT_ID,
     MAX_CHARGE,
+    MAX_DIFFICULTY,
+    MAX_NONCE,
     MAX_RESERVATIONS_PER_PAYMENT,
     MAX_SEATS,
     PaymentStatus,
+    RoomState,
     SeatStatus,
     TokenStatus,
 )
@@ -160,6 +163,19 @@ class ResponseModel(BaseModel):
 
 class JoinRequest(RequestModel):
     user_id: UserId
+    concert_id: ConcertId | None = Field(
+        default=None,
+        description="a concert with its own on-sale: join its room (else the site-wide one)",
+    )
+    challenge: str | None = Field(
+        default=None, max_length=200, description="a proof-of-work challenge, when asked for"
+    )
+    nonce: str | None = Field(
+        default=None,
+        max_length=MAX_NONCE,
+        description="solves the challenge: SHA-256 of challenge + ':' + nonce has at least "
+        "difficulty leading zero bits",
+    )
 
 
 class HoldRequest(RequestModel):
@@ -196,9 +212,36 @@ class TokenOut(ResponseModel):
     status: TokenStatus
     rank: int | None = Field(description="1-based position while WAITING, null otherwise")
     eta_seconds: float | None = Field(
-        description="estimated seconds until admission while WAITING (null when paused)"
+        description="estimated seconds until admission while WAITING (null when paused); "
+        "in a concert's room it never rises unless the room is paused or reconfigured"
     )
     active_until: Instant | None = Field(description="end of the active window while PROCESSING")
+    concert_id: str | None = Field(
+        default=None, description="the concert whose own room issued it; null: site-wide"
+    )
+    starts_at: Instant | None = Field(
+        default=None, description="the start of the on-sale, for a token of a concert's room"
+    )
+    reason: Literal["abandoned"] | None = Field(
+        default=None, description="why it is EXPIRED if not its active window"
+    )
+
+
+class QueueStatusOut(ResponseModel):
+    concert_id: str | None
+    state: RoomState
+    waiting: int
+    pre_queued: int
+    starts_at: Instant | None
+    estimated_wait_seconds: float | None = Field(
+        description="for one who joins now; null while paused"
+    )
+
+
+class ChallengeOut(ResponseModel):
+    challenge: str
+    difficulty: int = Field(description="leading zero bits of SHA-256(challenge + ':' + nonce)")
+    expires_at: Instant
 
 
 class ConcertOut(ResponseModel):
@@ -269,6 +312,9 @@ class ErrorDetail(ResponseModel):
     code: str
     message: str
     field: str | None = Field(default=None, description="the offending field, when one is known")
+    opens_at: Instant | None = Field(
+        default=None, description="ROOM_NOT_OPEN: when the room's pre-queue opens"
+    )
 
 
 class ErrorOut(ResponseModel):
@@ -328,6 +374,95 @@ class ConcertDateIn(RequestModel):
         return value
 
 
+INSTANT_IN_PATTERN = r"^2[0-9]{3}-"  # instants a schedule takes: the years 2000 to 2999
+
+
+def _instant_in(value: str) -> str:
+    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if parsed.utcoffset() is None:
+        raise ValueError("an instant names its offset (Z for UTC)")
+    if not 2000 <= parsed.year <= 2999:
+        raise ValueError("an instant between the years 2000 and 2999")
+    return value
+
+
+InstantIn = Annotated[
+    str,
+    StringConstraints(min_length=10, max_length=40, pattern=INSTANT_IN_PATTERN),
+    AfterValidator(_instant_in),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "format": "date-time",
+            "pattern": INSTANT_IN_PATTERN,
+            "examples": ["2027-01-15T20:00:00Z"],
+        }
+    ),
+]
+
+
+def seconds_of(value: str) -> float:
+    """The Unix seconds of an `InstantIn`."""
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+
+
+PositiveInt = Annotated[int, Field(ge=1, le=1_000_000), BeforeValidator(_integral)]
+Seconds = Annotated[float, Field(gt=0, le=86_400)]
+
+
+class _OnSaleSettings(RequestModel):
+    """A concert's on-sale but its start: absent fields are kept (or, at creation, take the
+    site-wide settings; `preQueueSeconds` 900, `proofOfWork` 0)."""
+
+    pre_queue_seconds: Annotated[float, Field(ge=0, le=7 * 86_400)] | None = KEEP
+    batch_size: PositiveInt | None = KEEP
+    interval_seconds: Seconds | None = KEEP
+    max_active: Annotated[int, Field(ge=1, le=10**9), BeforeValidator(_integral)] | None = Field(
+        default=None, description="null removes the cap", json_schema_extra=_absent_keeps
+    )
+    active_ttl_seconds: Annotated[float, Field(gt=0, le=7 * 86_400)] | None = KEEP
+    proof_of_work: (
+        Annotated[int, Field(ge=0, le=MAX_DIFFICULTY), BeforeValidator(_integral)] | None
+    ) = Field(
+        default=None,
+        description="leading zero bits a join's proof of work needs; 0: none",
+        json_schema_extra=_absent_keeps_never_null,
+    )
+
+    @field_validator(
+        "pre_queue_seconds",
+        "batch_size",
+        "interval_seconds",
+        "active_ttl_seconds",
+        "proof_of_work",
+        mode="before",
+    )
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        if value is None:
+            raise ValueError("must not be null")
+        return value
+
+
+class OnSalePatch(_OnSaleSettings):
+    """`PATCH /admin/rooms/{concertId}`: absent fields are kept."""
+
+    starts_at: InstantIn | None = KEEP
+
+    @field_validator("starts_at", mode="before")
+    @classmethod
+    def _start_not_null(cls, value: object) -> object:
+        if value is None:
+            raise ValueError("must not be null")
+        return value
+
+
+class OnSaleIn(_OnSaleSettings):
+    """`onSale` of `POST /admin/concerts`."""
+
+    starts_at: InstantIn
+
+
 class ConcertIn(RequestModel):
     concert_id: ConcertId
     title: str = Field(min_length=1, max_length=200)
@@ -337,6 +472,18 @@ class ConcertIn(RequestModel):
     dates: list[ConcertDateIn] = Field(
         min_length=1, max_length=300, description="each date at most once"
     )
+    on_sale: OnSaleIn | None = Field(
+        default=None,
+        description="its own on-sale and waiting room (else the site-wide room)",
+        json_schema_extra=_absent_keeps_never_null,
+    )
+
+    @field_validator("on_sale", mode="before")
+    @classmethod
+    def _on_sale_not_null(cls, value: object) -> object:
+        if value is None:
+            raise ValueError("must be an object, not null")
+        return value
 
 
 class ConcertDateDetail(ResponseModel):
@@ -345,11 +492,23 @@ class ConcertDateDetail(ResponseModel):
     price: int
 
 
+class OnSaleOut(ResponseModel):
+    starts_at: Instant
+    pre_queue_seconds: float
+    batch_size: int
+    interval_seconds: float
+    max_active: int | None
+    active_ttl_seconds: float
+    proof_of_work: int
+    paused: bool
+
+
 class AdminConcertOut(ResponseModel):
     concert_id: str
     title: str
     venue: str
     dates: list[ConcertDateDetail]
+    on_sale: OnSaleOut | None = None
 
 
 class ActorStatsOut(ResponseModel):
@@ -387,6 +546,31 @@ class AdminPaymentOut(ResponseModel):
     balance: int
     reservation_ids: list[str]
     failure: str | None
+
+
+class RoomOut(ResponseModel):
+    concert_id: str | None = Field(description="null: the site-wide room")
+    state: RoomState
+    on_sale: OnSaleOut | None
+    settings: QueueSettingsOut
+    waiting: int
+    pre_queued: int
+    active: int
+    admitted: int
+    admitted_per_minute: float
+    waited_p50_seconds: float | None = Field(description="join to admission, recent")
+    waited_p90_seconds: float | None
+    left: int
+    abandoned: int
+    dropped_waited_p50_seconds: float | None = Field(
+        description="how long those who left or were abandoned had waited"
+    )
+    completed: int = Field(description="admitted buyers who paid")
+    conversion: float | None = Field(description="completed / admitted")
+
+
+class RoomsOut(ResponseModel):
+    rooms: list[RoomOut]
 
 
 class ActorDetailOut(ActorStatsOut):

@@ -35,7 +35,8 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8000
     database_url: str = DEFAULT_URL
-    # HOLD_SECONDS, ADMIT_*, MAX_ACTIVE, ACTIVE_TTL_SECONDS, SEATS_PER_DATE, MAX_HOLDS_PER_USER
+    # HOLD_SECONDS, ADMIT_*, MAX_ACTIVE, ACTIVE_TTL_SECONDS, ABANDON_SECONDS, SEATS_PER_DATE,
+    # MAX_HOLDS_PER_USER
     # and MAILBOX_SIZE (a tuning knob beyond the contract) are the engine's.
     engine: EngineConfig = field(default_factory=EngineConfig)
     admin_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
@@ -69,6 +70,9 @@ class Settings:
                 max_active=_optional_int(env, "MAX_ACTIVE"),
                 active_ttl_seconds=_number(
                     env, "ACTIVE_TTL_SECONDS", float, engine.active_ttl_seconds, low=0.1
+                ),
+                abandon_seconds=_number(
+                    env, "ABANDON_SECONDS", float, engine.abandon_seconds, low=0.1
                 ),
                 seats_per_date=_number(
                     env, "SEATS_PER_DATE", int, engine.seats_per_date, low=1, high=MAX_SEATS

@@ -218,7 +218,9 @@ class CheckoutActor(Actor[Payments]):
         pid, user = payment.payment_id, payment.user_id
         for concert_id, date in dates:
             await self._insist(Sell(concert_id, date, pid))
-        await self._insist(CompleteToken(user))
+        # The seats' concert names the room whose token paid: a token opens its own room's
+        # concerts only (WRONG_ROOM), so every seat of a payment is of one room.
+        await self._insist(CompleteToken(user, dates[0][0] if dates else None))
         self.emit([CheckoutCompleted(pid, amount, balance)])
         await self._release_leftovers(user)
 

@@ -1,45 +1,54 @@
-"""The one waiting-room actor: joins, admissions on its timer, completion, configuration."""
+"""The site-wide waiting-room actor: joins, admissions on its timer, completion, leaving,
+configuration. A concert's own room (engine/actors/room.py) extends it."""
 
 from __future__ import annotations
 
 import dataclasses
 import functools
 import secrets
-from typing import Any
+from typing import Any, ClassVar, TypeVar
 
 from engine.actor import Actor
 from engine.clock import Clock
-from engine.commands import Command, CompleteToken, Configure, Join, OpenRoom
+from engine.commands import Command, CompleteToken, Configure, Join, Leave, OpenRoom
 from engine.config import EngineConfig
 from engine.domain.waiting_room import Admitted, RoomOpened, WaitingRoom
+from engine.errors import TOKEN_INVALID, Refused
 from engine.journal import ActorHistory, Journal
-from engine.views import QueuePosition, RoomSettings, TokenView
+from engine.views import ActorKind, Origin, QueuePosition, RoomSettings, TokenView
 
 KEY = "waiting-room"
 
 
-class WaitingRoomActor(Actor[WaitingRoom]):
-    kind = "waiting-room"
+R = TypeVar("R", bound=WaitingRoom)
 
-    def __init__(self, config: EngineConfig, *, journal: Journal, clock: Clock) -> None:
+
+class BaseRoomActor(Actor[R]):
+    """What the site-wide room and a concert's room share: joins, admission, completion,
+    leaving, and the gate's view of a token."""
+
+    kind: ClassVar[ActorKind] = "waiting-room"
+
+    def __init__(
+        self,
+        config: EngineConfig,
+        *,
+        journal: Journal,
+        clock: Clock,
+        key: str = KEY,
+        origin: Origin | None = None,
+    ) -> None:
         self.config = config
         super().__init__(
-            KEY,
+            key,
             journal=journal,
             clock=clock,
+            origin=origin,
             **config.actor_options(),
         )
         self._admitting: set[int] = set()
 
-    def initial_state(self) -> WaitingRoom:
-        c = self.config
-        return WaitingRoom(
-            RoomSettings(
-                c.admit_batch, c.admit_interval_seconds, c.max_active, c.active_ttl_seconds
-            )
-        )
-
-    def state_from_snapshot(self, data: dict[str, Any]) -> WaitingRoom:
+    def state_from_snapshot(self, data: dict[str, Any]) -> R:
         room = self.initial_state()
         room.load_snapshot(data)
         return room
@@ -63,7 +72,16 @@ class WaitingRoomActor(Actor[WaitingRoom]):
             case Configure(changes=changes):
                 self.emit(self.state.configure(**dict(changes)))
                 return self.state.settings
+            case Leave(seq=seq):
+                return self.leave(seq)
         raise TypeError(f"unknown command {command!r}")
+
+    def leave(self, seq: int) -> TokenView:
+        if seq not in self.state.user_of:
+            raise Refused(TOKEN_INVALID, "unknown queue token")
+        now = self.clock.now()
+        self.emit(self.state.leave(seq, now))
+        return self.state.view(seq, now)
 
     def on_expire_due(self, now: float) -> Any:
         events = self.state.tick(now)
@@ -102,3 +120,15 @@ class WaitingRoomActor(Actor[WaitingRoom]):
 
     def user_of(self, seq: int) -> str | None:
         return self.state.user_of.get(seq)
+
+
+class WaitingRoomActor(BaseRoomActor[WaitingRoom]):
+    """The site-wide room: every concert without an on-sale of its own."""
+
+    def initial_state(self) -> WaitingRoom:
+        c = self.config
+        return WaitingRoom(
+            RoomSettings(
+                c.admit_batch, c.admit_interval_seconds, c.max_active, c.active_ttl_seconds
+            )
+        )

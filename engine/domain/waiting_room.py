@@ -13,6 +13,8 @@ import base64
 import dataclasses
 import hashlib
 import hmac
+import statistics
+from array import array
 from collections import deque
 from dataclasses import dataclass
 from typing import Any, ClassVar, Final
@@ -24,6 +26,7 @@ from engine.errors import (
     TOKEN_COMPLETED,
     TOKEN_EXPIRED,
     TOKEN_INVALID,
+    TOKEN_LEFT,
     VALIDATION_ERROR,
     Refused,
 )
@@ -35,9 +38,13 @@ WAITING: Final = "WAITING"
 PROCESSING: Final = "PROCESSING"
 COMPLETED: Final = "COMPLETED"
 EXPIRED: Final = "EXPIRED"
+PRE_QUEUE: Final = "PRE_QUEUE"
+LEFT: Final = "LEFT"
 
 _REFUSAL_OF_STATUS = {
     WAITING: (QUEUE_WAITING, "you are still waiting in the queue"),
+    PRE_QUEUE: (QUEUE_WAITING, "the on-sale has not started; you are in its pre-queue"),
+    LEFT: (TOKEN_LEFT, "you left the queue; join it again"),
     COMPLETED: (TOKEN_COMPLETED, "this token has been used for a payment; join the queue again"),
     EXPIRED: (TOKEN_EXPIRED, "the active window of this token ran out; join the queue again"),
 }
@@ -50,6 +57,7 @@ def refusal_for(status: TokenStatus) -> Refused:
 
 
 RATE_WINDOW = 10  # admissions the measured admission rate is averaged over
+WAITS_KEPT = 1_000  # recent waits (until admission, until dropping out) the figures describe
 
 
 @register
@@ -93,6 +101,16 @@ class TokenCompleted(Event):
 
 @register
 @dataclass(frozen=True, slots=True)
+class Left(Event):
+    """The buyer left the queue (or gave up an active window)."""
+
+    kind: ClassVar[str] = "room.left"
+    seq: int
+    at: float
+
+
+@register
+@dataclass(frozen=True, slots=True)
 class RoomConfigured(Event):
     kind: ClassVar[str] = "room.configured"
     batch_size: int
@@ -108,6 +126,8 @@ class RoomConfigured(Event):
 # "waiting_since", "totals": {admitted, expired, completed}, "recent": table (at, count)}.
 # Per-user data is columns of plain numbers and strings: a million users encode as fast as
 # they did as rows.
+# Version 2 adds: "tokens" gains a "joined_at" column, "left": seqs, "totals" gains "left",
+# "waits" and "dropped_waits": recent seconds waited until admission and until leaving.
 _TOKEN_COLUMNS = ("seq", "user_id")
 _ACTIVE_COLUMNS = ("seq", "until")
 _RECENT_COLUMNS = ("at", "count")
@@ -139,7 +159,31 @@ def _upgrade_v0(data: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-SNAPSHOT = SnapshotFormat("waiting room", 1, {0: _upgrade_v0})
+def _upgrade_v1(data: dict[str, Any]) -> dict[str, Any]:
+    """Version 1 knew no leaving and no join times: nobody left, and the join times of
+    tokens issued then are unknown (NaN: they count in no figure of waits)."""
+    tokens = data["tokens"]
+    return {
+        **data,
+        "tokens": {**tokens, "joined_at": [None] * len(tokens["seq"])},
+        "left": [],
+        "totals": {**data["totals"], "left": 0},
+        "waits": [],
+        "dropped_waits": [],
+    }
+
+
+SNAPSHOT = SnapshotFormat("waiting room", 2, {0: _upgrade_v0, 1: _upgrade_v1})
+NAN = float("nan")
+
+
+def percentile(values: deque[float], q: float) -> float | None:
+    """The `q` quantile of `values` (None when empty), rounded to 0.1 s."""
+    if not values:
+        return None
+    if len(values) == 1:
+        return round(values[0], 1)
+    return round(statistics.quantiles(values, n=100, method="inclusive")[int(q * 100) - 1], 1)
 
 
 class WaitingRoom:
@@ -153,6 +197,12 @@ class WaitingRoom:
         self.active: dict[int, float] = {}  # seq -> active until
         self.active_by_deadline: SortedList[tuple[float, int]] = SortedList()
         self.completed: set[int] = set()
+        self.left: set[int] = set()
+        # When each token was issued, by seq - 1 (seqs are dense from 1): 8 bytes a token.
+        self.joined_at = array("d")
+        self.waits: deque[float] = deque(maxlen=WAITS_KEPT)  # joined -> admitted, recent
+        self.dropped_waits: deque[float] = deque(maxlen=WAITS_KEPT)  # joined -> left, recent
+        self.left_total = 0
         self.last_admission_at: float | None = None
         self.waiting_since: float | None = None  # when the queue last went from empty to not
         self.admitted_total = 0
@@ -209,7 +259,7 @@ class WaitingRoom:
             return COMPLETED
         if self.waiting and seq >= self.waiting[0] and seq in self.waiting:
             return WAITING
-        return EXPIRED
+        return LEFT if seq in self.left else EXPIRED
 
     def rank_of(self, seq: int) -> int | None:
         index = self.waiting.bisect_left(seq)
@@ -325,6 +375,20 @@ class WaitingRoom:
     def complete(self, seq: int) -> list[Event]:
         return [TokenCompleted(seq)] if seq in self.active else []
 
+    def leave(self, seq: int, now: float) -> list[Event]:
+        """The buyer leaves: a waiting (or active) token becomes LEFT and those behind move
+        up; leaving again changes nothing. Refused for a token already used or expired."""
+        status = self.status_of(seq)
+        if status == LEFT:
+            return []
+        if status in (COMPLETED, EXPIRED):
+            raise refusal_for(status)
+        return [Left(seq, now)]
+
+    def waited(self, seq: int, now: float) -> float:
+        """Seconds since the token was issued (NaN if its join time is unknown)."""
+        return now - self.joined_at[seq - 1] if seq <= len(self.joined_at) else NAN
+
     def configure(self, **changes: Any) -> list[Event]:
         """Events of a live reconfiguration; unknown or invalid settings are refused."""
         merged = dataclasses.asdict(self.settings)
@@ -350,6 +414,7 @@ class WaitingRoom:
                     self.waiting_since = at
                 self.user_of[seq] = user
                 self.seq_of[user] = seq
+                self.joined_at.append(at)
                 self.waiting.add(seq)
                 self.next_seq = seq + 1
             case Admitted(seqs=seqs, at=at, active_until=until):
@@ -357,6 +422,7 @@ class WaitingRoom:
                     self.waiting.remove(seq)
                     self.active[seq] = until
                     self.active_by_deadline.add((until, seq))
+                    self._note_wait(self.waits, seq, at)
                 self.last_admission_at = at
                 self.admitted_total += len(seqs)
                 self._recent.append((at, len(seqs)))
@@ -379,8 +445,22 @@ class WaitingRoom:
             case RoomOpened(secret=secret):
                 self.secret = bytes.fromhex(secret)
                 self._active_views.clear()
+            case Left(seq=seq, at=at):
+                if seq in self.waiting:
+                    self.waiting.remove(seq)
+                    if not self.waiting:
+                        self.waiting_since = None
+                self._deactivate(seq)
+                self.left.add(seq)
+                self.left_total += 1
+                self._note_wait(self.dropped_waits, seq, at)
             case _:
                 raise TypeError(f"a waiting room cannot apply {event!r}")
+
+    def _note_wait(self, waits: deque[float], seq: int, at: float) -> None:
+        waited = self.waited(seq, at)
+        if waited == waited:  # not NaN: the join time is known
+            waits.append(waited)
 
     def _deactivate(self, seq: int) -> None:
         self._active_views.pop(seq, None)
@@ -395,18 +475,26 @@ class WaitingRoom:
             secret=self.secret.hex(),
             next_seq=self.next_seq,
             settings=dataclasses.asdict(self.settings),
-            tokens={"seq": list(self.user_of.keys()), "user_id": list(self.user_of.values())},
+            tokens={
+                "seq": list(self.user_of.keys()),
+                "user_id": list(self.user_of.values()),
+                "joined_at": [t if t == t else None for t in self.joined_at],
+            },
             waiting=list(self.waiting),
             active={"seq": list(self.active.keys()), "until": list(self.active.values())},
             completed=sorted(self.completed),
+            left=sorted(self.left),
             last_admission_at=self.last_admission_at,
             waiting_since=self.waiting_since,
             totals={
                 "admitted": self.admitted_total,
                 "expired": self.expired_total,
                 "completed": self.completed_total,
+                "left": self.left_total,
             },
             recent=columns(self._recent, _RECENT_COLUMNS),
+            waits=list(self.waits),
+            dropped_waits=list(self.dropped_waits),
         )
 
     def load_snapshot(self, data: dict[str, Any]) -> None:
@@ -419,17 +507,22 @@ class WaitingRoom:
         self.settings = RoomSettings(**data["settings"])
         self.user_of = dict(rows(data["tokens"], _TOKEN_COLUMNS))
         self.seq_of = {user: seq for seq, user in self.user_of.items()}
+        self.joined_at = array("d", (NAN if t is None else t for t in data["tokens"]["joined_at"]))
         self.waiting = SortedList(data["waiting"])
         self.active = dict(rows(data["active"], _ACTIVE_COLUMNS))
         self.active_by_deadline = SortedList((until, seq) for seq, until in self.active.items())
         self.completed = set(data["completed"])
+        self.left = set(data["left"])
         self.last_admission_at = data["last_admission_at"]
         self.waiting_since = data["waiting_since"]
         totals = data["totals"]
         self.admitted_total = totals["admitted"]
         self.expired_total = totals["expired"]
         self.completed_total = totals["completed"]
+        self.left_total = totals["left"]
         self._recent = deque(rows(data["recent"], _RECENT_COLUMNS), maxlen=RATE_WINDOW)
+        self.waits = deque(data["waits"], maxlen=WAITS_KEPT)
+        self.dropped_waits = deque(data["dropped_waits"], maxlen=WAITS_KEPT)
 
     def summary(self) -> dict[str, Scalar]:
         s = self.settings
@@ -439,6 +532,7 @@ class WaitingRoom:
             "admitted": self.admitted_total,
             "expired": self.expired_total,
             "completed": self.completed_total,
+            "left": self.left_total,
             "paused": s.paused,
             "batchSize": s.batch_size,
             "intervalSeconds": s.interval_seconds,

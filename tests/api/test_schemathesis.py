@@ -116,7 +116,8 @@ def seed() -> int:
 
 class Buyer:
     """An admitted buyer's queue token, and a new buyer's once it stops being PROCESSING (a
-    payment completes the token), so the rest of the run is not all 403 TOKEN_COMPLETED."""
+    payment completes the token, leaving the queue ends it), so the rest of the run is not all
+    403 TOKEN_COMPLETED or TOKEN_LEFT."""
 
     def __init__(self, http: httpx.Client) -> None:
         self.http = http  # on the server's URL
@@ -129,6 +130,8 @@ class Buyer:
 
     def status(self) -> str:
         me = self.http.get("/api/queue/tokens/me", headers=bearer(self.token))
+        if me.status_code == 403 and me.json()["error"]["code"] == "TOKEN_LEFT":
+            return "LEFT"
         status: str = me.json()["status"]
         return status
 

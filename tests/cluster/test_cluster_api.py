@@ -15,6 +15,7 @@ from tests.api.client import (
     subscribe,
     websocket,
 )
+from tests.api.rooms import DAY, join_room, new_room, ranks, until_open
 from tests.cluster.conftest import GATEWAYS, SHARDS
 
 pytestmark = pytest.mark.anyio
@@ -149,3 +150,31 @@ async def test_the_admin_sees_every_shard_and_gateway(apis: tuple[Api, Api]) -> 
     assert [g["index"] for g in cluster["gateways"]] == list(range(GATEWAYS))
     actors = await apis[0].admin("GET", "/admin/actors")
     assert len({a["host"] for a in actors["actors"]}) == SHARDS
+
+
+async def test_a_concerts_own_room_serves_through_both_gateways(apis: tuple[Api, Api]) -> None:
+    """The room is an actor `room:<concertId>` on one shard like any other: tokens issued through
+    one gateway work through the other, the start and the shuffle happen on the host, and
+    leaving and WRONG_ROOM behave as in one process."""
+    first, second = apis
+    concert_id = await new_room(first, 4, batchSize=5, intervalSeconds=1.0)
+    buyers = [await join_room((first, second)[n % 2], concert_id) for n in range(10)]
+    assert {(await second.me(b))["status"] for b in buyers} == {"PRE_QUEUE"}
+    await until_open(second, concert_id)
+    shuffled = await ranks(first, buyers)
+    assert sorted(shuffled) == list(range(1, 11))
+    leaver = buyers[shuffled.index(10)]
+    left = await second.delete("/api/queue/tokens/me", leaver)
+    assert (left.status_code, left.json()["status"]) == (200, "LEFT")
+    gone = await first.get("/api/queue/tokens/me", leaver)
+    assert (gone.status_code, error_code(gone)) == (403, "TOKEN_LEFT")
+    winner = buyers[shuffled.index(1)]
+    await first.until_status(winner, "PROCESSING")
+    other_id, (other_day,) = await first.new_concert()
+    wrong = await second.hold(winner, other_id, other_day, 1)
+    assert (wrong.status_code, error_code(wrong)) == (403, "WRONG_ROOM")
+    held = await second.hold(winner, concert_id, DAY, 1)
+    assert held.status_code == 201, held.text
+    rooms = (await second.admin("GET", "/admin/rooms"))["rooms"]
+    room = next(r for r in rooms if r["concertId"] == concert_id)
+    assert room["left"] == 1 and room["admitted"] >= 5

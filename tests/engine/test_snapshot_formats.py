@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from engine.domain import checkout, seat_map, waiting_room, wallet
+from engine.domain import checkout, concert_room, seat_map, waiting_room, wallet
 from engine.journal import ActorHistory, JournalRecord, Snapshot
 from engine.snapshots import SnapshotFormat, SnapshotRefused, columns, rows
 from tests.engine.snapshots import structure
 from tests.engine.snapshots.fixtures import (
+    CONCERT_ROOM,
     PAYMENTS,
     SEAT_MAP,
     WAITING_ROOM,
@@ -27,7 +29,10 @@ FORMATS = {
     WAITING_ROOM: waiting_room.SNAPSHOT,
     WALLETS: wallet.SNAPSHOT,
     PAYMENTS: checkout.SNAPSHOT,
+    CONCERT_ROOM: concert_room.SNAPSHOT,
 }
+# The first version of a state type that came after versions did (no version 0 to freeze).
+FIRST_VERSION = {CONCERT_ROOM: 1}
 
 
 @pytest.mark.parametrize("state_type", sorted(FORMATS))
@@ -38,7 +43,8 @@ def test_every_version_of_every_state_type_is_frozen_in_a_fixture(state_type: st
         for p in FIXTURES
         if p.stem == state_type
     }
-    assert versions == set(range(FORMATS[state_type].version + 1))
+    first = FIRST_VERSION.get(state_type, 0)
+    assert versions == set(range(first, FORMATS[state_type].version + 1))
 
 
 @pytest.mark.parametrize("path", FIXTURES, ids=lambda p: f"{p.parent.name}/{p.stem}")
@@ -53,8 +59,27 @@ def test_a_released_snapshot_and_its_tail_rebuild_the_state_a_full_replay_does(
     restored = new_actor(path.stem)
     restored.restore(ActorHistory(Snapshot(key, covered, data["snapshot"]), records[covered:]))
     assert restored.seq == replayed.seq == len(records)
-    assert structure(restored.state) == structure(replayed.state)
-    assert restored.state.to_snapshot() == replayed.state.to_snapshot()
+    version = data["snapshot"].get("version", 0)
+    assert without_figures_before(version, path.stem, structure(restored.state)) == (
+        without_figures_before(version, path.stem, structure(replayed.state))
+    )
+    assert without_figures_before(version, path.stem, restored.state.to_snapshot()) == (
+        without_figures_before(version, path.stem, replayed.state.to_snapshot())
+    )
+
+
+# Figures of waits (join times, recent waits) that the waiting room's snapshots before version
+# 2 did not keep: a snapshot of theirs restores without them. No rule reads them.
+WAIT_FIGURES = ("joined_at", "waits", "dropped_waits")
+
+
+def without_figures_before(version: int, state_type: str, fields: dict[str, Any]) -> dict[str, Any]:
+    if state_type != WAITING_ROOM or version >= 2:
+        return fields
+    kept = {name: value for name, value in fields.items() if name not in WAIT_FIGURES}
+    if isinstance(kept.get("tokens"), dict):
+        kept["tokens"] = {k: v for k, v in kept["tokens"].items() if k != "joined_at"}
+    return kept
 
 
 @pytest.mark.parametrize("state_type", sorted(FORMATS))

@@ -39,6 +39,7 @@ from web.hub.connection import (
 from web.hub.fanout import QUEUE_COMPLETED, QUEUE_EXPIRED, Fanout
 from web.hub.ranks import RankPass
 from web.hub.registry import Registry
+from web.hub.sightings import Sightings
 from web.hub.warnings import HoldWarnings
 from web.schemas import (
     ErrorMessage,
@@ -60,16 +61,17 @@ __all__ = ["GOING_AWAY", "SUBPROTOCOL", "Hub"]
 
 
 class Hub:
-    def __init__(self, hold_seconds: float) -> None:
+    def __init__(self, hold_seconds: float, abandon_seconds: float = 300.0) -> None:
         self.registry = Registry()
         self.ranks = RankPass(self.registry)
         self.warnings = HoldWarnings(self.registry, hold_seconds)
         self.fanout = Fanout(self.registry, self.ranks, self.warnings)
+        self.sightings = Sightings(self.registry, abandon_seconds)
         self.engine: Engine | None = None
         self.app: ASGIApp = websocket_session(self.serve)  # the `/ws` endpoint as an ASGI app
 
     def attach(self, engine: Engine) -> None:
-        self.engine = self.ranks.engine = self.warnings.engine = engine
+        self.engine = self.ranks.engine = self.warnings.engine = self.sightings.engine = engine
         engine.subscribe(self.fanout.on_events)
 
     @property
@@ -77,10 +79,11 @@ class Hub:
         return self.registry.count
 
     async def run(self) -> None:
-        """The rank pass and the hold warnings, until cancelled."""
+        """The rank pass, the hold warnings and the sightings, until cancelled."""
         async with anyio.create_task_group() as tg:
             tg.start_soon(self.ranks.run)
             tg.start_soon(self.warnings.run)
+            tg.start_soon(self.sightings.run)
 
     async def close_all(self, code: int = GOING_AWAY, wait: float = 2.0) -> None:
         """Close every websocket (on shutdown: 1001 going away) and wait until they are gone."""
@@ -106,7 +109,8 @@ class Hub:
             code = TOKEN_INVALID if token else TOKEN_MISSING
             await _refuse(websocket, code, "a valid queue token is required", POLICY_VIOLATION)
             return
-        conn = Connection(websocket, view.seq, view.user_id, OUTBOX_LIMIT)
+        key = view.seq if view.concert_id is None else (view.concert_id, view.seq)
+        conn = Connection(websocket, key, view.user_id, OUTBOX_LIMIT)
         self._add(engine, conn, view)
         try:
             async with anyio.create_task_group() as tg:
@@ -127,6 +131,8 @@ class Hub:
         if view.status == "WAITING" and view.rank is not None:
             registry.waiting.add(conn.seq)
             self.ranks.note(conn, view.rank, view.eta_seconds, engine.now())
+        elif view.status == "PRE_QUEUE":
+            registry.waiting.add(conn.seq)  # ranked by the pass that follows the start
         elif view.status == "PROCESSING":
             text = QueueAdmittedMessage(active_until=instant(view.active_until)).model_dump_json()
             registry.send((conn,), text)

@@ -20,6 +20,8 @@ from engine.wakeup import wakeup_factory
 log = logging.getLogger(__name__)
 
 DateKey = tuple[str, str]  # concert id, date
+# Who a token is: its number in the site-wide room, (concert id, number) in a concert's.
+TokenKey = int | tuple[str, int]
 
 OUTBOX_LIMIT = 2048  # pending messages per connection before it counts as hopelessly slow
 
@@ -47,7 +49,7 @@ class Connection:
         "websocket",
     )
 
-    def __init__(self, websocket: WebSocket, seq: int, user_id: str, limit: int) -> None:
+    def __init__(self, websocket: WebSocket, seq: TokenKey, user_id: str, limit: int) -> None:
         self.websocket = websocket
         self.seq = seq
         self.user_id = user_id

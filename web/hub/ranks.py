@@ -70,7 +70,11 @@ class RankPass:
             conns = registry.by_seq.get(seq)
             if not conns or seq not in registry.waiting:
                 continue
-            position = engine.position(seq)
+            # A concert room's token is keyed (concert id, number).
+            if isinstance(seq, int):
+                position = engine.position(seq)
+            else:
+                position = engine.position(seq[1], seq[0])
             if position is None:
                 continue
             now = engine.now()

@@ -1,9 +1,9 @@
 """The open websockets, indexed so that no event scans every connection.
 
-By token number (queue events), by user (hold events) and by followed date (seat events):
-an admission of 100 users touches 100 entries whatever the number of connected clients.
-`waiting` holds the token numbers of connections whose token waits in the queue (the rank
-pass reads only those).
+By token (its number, and its concert for a concert's room: queue events), by user (hold
+events) and by followed date (seat events): an admission of 100 users touches 100 entries
+whatever the number of connected clients. `waiting` holds the tokens of connections whose
+token waits in the queue or its pre-queue (the rank pass reads only those).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import itertools
 from collections.abc import Hashable, Iterable
 from typing import TypeVar
 
-from web.hub.connection import Connection, DateKey
+from web.hub.connection import Connection, DateKey, TokenKey
 
 K = TypeVar("K", bound=Hashable)
 
@@ -20,10 +20,10 @@ K = TypeVar("K", bound=Hashable)
 class Registry:
     def __init__(self) -> None:
         self.connections: set[Connection] = set()
-        self.by_seq: dict[int, set[Connection]] = {}
+        self.by_seq: dict[TokenKey, set[Connection]] = {}
         self.by_user: dict[str, set[Connection]] = {}
         self.by_date: dict[DateKey, set[Connection]] = {}
-        self.waiting: set[int] = set()
+        self.waiting: set[TokenKey] = set()  # tokens WAITING or PRE_QUEUE
         self._unique = itertools.count()
 
     @property

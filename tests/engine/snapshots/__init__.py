@@ -6,8 +6,17 @@ from typing import Any
 
 from engine.actor import DomainState
 
-# Memoized reads a state recomputes on demand: not part of what it holds.
-_CACHES = ("_active_views", "_deadline", "_deadline_stale")
+# Memoized reads a state recomputes on demand, and what a concert's room keeps in memory only
+# (sightings, ETAs told, the next look for abandoned tokens): not part of what it holds.
+_CACHES = (
+    "_active_views",
+    "_deadline",
+    "_deadline_stale",
+    "last_seen",
+    "told_eta",
+    "told_at",
+    "next_sweep",
+)
 
 
 def structure(state: DomainState) -> dict[str, Any]:

@@ -2,16 +2,19 @@
 
     python -m tests.engine.snapshots.fixtures tests/engine/snapshots/v<N>
 
-writes one file per state type (seat map, waiting room, wallets, payments): the events of a
-fixed scenario, the snapshot the code of the day takes after the first `snapshot_seq` of them,
-and the actor it belongs to. `v0/` was written by the last release whose snapshots carried no
-version (bdff506), `v1/` by the first with versions. Whenever a state type's snapshot format
-changes, bump its version and freeze the new format under a new directory, so every format a
-release ever wrote stays tested (`test_snapshot_formats.py` checks that none is missing).
+writes one file per state type (seat map, waiting room, concert room, wallets, payments): the
+events of a fixed scenario, the snapshot the code of the day takes after the first
+`snapshot_seq` of them, and the actor it belongs to. `v0/` was written by the last release
+whose snapshots carried no version (bdff506), `v1/` by the first with versions, `v2/` by the
+first with concerts' own rooms (only the formats it changed or added). Whenever a state type's
+snapshot format changes, bump its version and freeze the new format under a new directory, so
+every format a release ever wrote stays tested (`test_snapshot_formats.py` checks that none is
+missing).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 from collections.abc import Callable
@@ -23,12 +26,14 @@ from engine.catalog import ConcertDateInfo, ConcertInfo
 from engine.clock import ManualClock
 from engine.config import EngineConfig
 from engine.domain.checkout import CheckoutCompleted, CheckoutFailed, CheckoutStarted, Payments
+from engine.domain.concert_room import ConcertRoom, leading_zero_bits
 from engine.domain.seat_map import SeatMap
 from engine.domain.waiting_room import RoomOpened, WaitingRoom
 from engine.domain.wallet import Wallets
 from engine.events import Event, from_payload, to_payload
 from engine.journal import MemoryJournal
 from engine.system import EngineSystem
+from engine.views import OnSale
 
 CONFIG = EngineConfig(
     hold_seconds=300,
@@ -43,13 +48,17 @@ CONFIG = EngineConfig(
 DATE = ConcertDateInfo("aurora", "2027-01-15", 20, 120)
 CONCERT = ConcertInfo("aurora", "Aurora", "Hall", (DATE,))
 T0 = 1_700_000_000.0
+ON_SALE = OnSale(T0 + 100, 900, 2, 10, None, 60, proof_of_work=1)
+GIG = ConcertInfo("gig", "Gig", "Club", (ConcertDateInfo("gig", "2027-01-16", 20, 50),), ON_SALE)
 
 SEAT_MAP, WAITING_ROOM, WALLETS, PAYMENTS = "seat_map", "waiting_room", "wallets", "payments"
+CONCERT_ROOM = "concert_room"
 ACTOR_KEYS = {
     SEAT_MAP: "date:aurora:2027-01-15",
     WAITING_ROOM: "waiting-room",
     WALLETS: "wallet:0",
     PAYMENTS: "checkout:0",
+    CONCERT_ROOM: "room:gig",
 }
 
 
@@ -59,7 +68,9 @@ def rid(seat: int, hold: int) -> str:
 
 def new_actor(state_type: str) -> Actor[Any]:
     """A fresh actor of `state_type`, configured as the fixtures' scenario expects."""
-    system = EngineSystem(MemoryJournal(), config=CONFIG, clock=ManualClock(T0), catalog=[CONCERT])
+    system = EngineSystem(
+        MemoryJournal(), config=CONFIG, clock=ManualClock(T0), catalog=[CONCERT, GIG]
+    )
     [actor] = [a for a in system.all_actors() if a.key == ACTOR_KEYS[state_type]]
     return actor
 
@@ -112,6 +123,27 @@ def waiting_room_scenario(room: WaitingRoom, step: _Recorder) -> int:
     return covered
 
 
+def concert_room_scenario(room: ConcertRoom, step: _Recorder) -> int:
+    step([RoomOpened("5e" * 32)])
+    for n in range(1, 6):
+        challenge = room.challenge(T0 + n, bytes([n]) * 12)
+        nonce = next(
+            str(k)
+            for k in range(10_000)
+            if leading_zero_bits(hashlib.sha256(f"{challenge.challenge}:{k}".encode()).digest())
+        )
+        step(room.join(f"u{n}", T0 + n) + room.check_work(challenge.challenge, nonce, T0 + n))
+    step(room.leave(room.seq_of["u2"], T0 + 50))  # from the pre-queue
+    step(room.start(T0 + 100, "ab" * 32))
+    step(room.join("u6", T0 + 101))
+    step(room.tick(T0 + 110))  # two of the shuffled pre-queue
+    covered = len(step.events)
+    step(room.reschedule(batch_size=3))
+    step(room.leave(room.seq_of["u6"], T0 + 111))
+    step(room.tick(T0 + 120))
+    return covered
+
+
 def wallets_scenario(wallets: Wallets, step: _Recorder) -> int:
     step(wallets.charge("ann", 500, "k1")[0])
     step(wallets.charge("bob", 300, None)[0])
@@ -141,6 +173,7 @@ def payments_scenario(payments: Payments, step: _Recorder) -> int:
 SCENARIOS: dict[str, Callable[[Any, _Recorder], int]] = {
     SEAT_MAP: seat_map_scenario,
     WAITING_ROOM: waiting_room_scenario,
+    CONCERT_ROOM: concert_room_scenario,
     WALLETS: wallets_scenario,
     PAYMENTS: payments_scenario,
 }

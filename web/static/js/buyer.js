@@ -10,11 +10,12 @@ import { ApiError, IdempotentAction, asList, request } from "./api.js";
 import { TICKET_ENDED, describe } from "./errors.js";
 import { LiveChannel } from "./live.js";
 import { formatMoney, setCurrency } from "./money.js";
+import { concertId as onSaleConcert, joinBody, stopWatching, watchRoom } from "./onsale.js";
 import { SeatMap } from "./seatmap.js";
+import { resetWait, showWait } from "./wait.js";
 import {
   formatCountdown,
   formatDay,
-  formatEta,
   secondsUntil,
   serverNow,
   toMillis,
@@ -42,12 +43,13 @@ const state = {
   releasing: new Set(), // reservation ids being released: their AVAILABLE event is no expiry
   paying: false, // a payment is in flight: its reply, not the socket, ends the shop
   stage: null, // how far this token got (see STAGES); null until the server told us
+  room: null, // the concert whose own room issued the token (it opens that concert only)
 };
 
 // A token only moves forward: WAITING -> PROCESSING -> COMPLETED or EXPIRED. A reply can be
 // older than a pushed event (a poll sent just before the admission answers just after it), so
 // a view from an earlier stage than one already seen is stale and must not move the page back.
-const STAGES = { WAITING: 0, PROCESSING: 1, COMPLETED: 2, EXPIRED: 2 };
+const STAGES = { PRE_QUEUE: 0, WAITING: 0, PROCESSING: 1, COMPLETED: 2, EXPIRED: 2, LEFT: 2 };
 
 /** Record that the token reached `status`; false when that is behind what we already know. */
 function advance(status) {
@@ -171,6 +173,7 @@ function show(view) {
 function showJoin(prefill = "") {
   live.stop();
   show("join");
+  watchRoom();
   const input = $("user-id");
   if (prefill) input.value = prefill;
   input.focus();
@@ -178,13 +181,13 @@ function showJoin(prefill = "") {
 
 function showWaiting(view) {
   show("waiting");
-  updateRank(view.rank, view.etaSeconds);
+  stopWatching();
+  updateRank(view.rank, view.etaSeconds, view);
   live.start();
 }
 
-function updateRank(rank, etaSeconds) {
-  $("rank").textContent = rank ? String(rank) : "…";
-  $("eta").textContent = formatEta(etaSeconds);
+function updateRank(rank, etaSeconds, view = {}) {
+  showWait({ status: view.status ?? (rank ? "WAITING" : null), rank, etaSeconds, ...view });
   document.title = rank ? `#${rank} in the queue · concert-queue` : "Tickets · concert-queue";
 }
 
@@ -195,6 +198,9 @@ function endTurn(code) {
     TOKEN_COMPLETED: "This queue ticket was used for a purchase: your tickets are below.",
     TOKEN_INVALID: "Your queue ticket is no longer recognised (the server may have been reset).",
     TOKEN_MISSING: "Your queue ticket is no longer recognised.",
+    TOKEN_LEFT: "You left the queue.",
+    ABANDONED:
+      "You lost your place because this page was closed or offline for too long. Join the queue again.",
   };
   live.stop();
   clearMessage();
@@ -214,11 +220,13 @@ async function route(view) {
   if (!advance(view.status)) return;
   state.userId = view.userId ?? state.userId;
   state.activeUntil = view.activeUntil ?? null;
+  state.room = view.concertId ?? null;
   saveSession();
   switch (view.status) {
+    case "PRE_QUEUE":
     case "WAITING":
       if (state.view !== "waiting") showWaiting(view);
-      else updateRank(view.rank, view.etaSeconds);
+      else updateRank(view.rank, view.etaSeconds, view);
       break;
     case "PROCESSING":
       if (state.view !== "shop") await enterShop();
@@ -228,8 +236,11 @@ async function route(view) {
       if (loadJson(RECEIPT_KEY)) showDone(loadJson(RECEIPT_KEY));
       else endTurn("TOKEN_COMPLETED"); // paid in another tab: "My tickets" shows what
       break;
+    case "LEFT":
+      endTurn("TOKEN_LEFT");
+      break;
     default:
-      endTurn("TOKEN_EXPIRED");
+      endTurn(view.reason === "abandoned" ? "ABANDONED" : "TOKEN_EXPIRED");
   }
 }
 
@@ -245,9 +256,11 @@ async function join(userId) {
   const button = $("join");
   button.disabled = true;
   try {
-    const view = await request("POST", "/api/queue/tokens", { body: { userId } });
+    const body = await joinBody(userId); // a concert's room may ask for a proof of work
+    const view = await request("POST", "/api/queue/tokens", { body });
     state.token = view.token;
     state.stage = null; // a new turn: its stages start again
+    resetWait();
     state.userId = view.userId ?? userId;
     sessionStorage.removeItem(RECEIPT_KEY);
     saveSession();
@@ -293,7 +306,7 @@ function onLiveState(connection) {
 function onEvent(event) {
   switch (event.type) {
     case "queue.rank":
-      if (state.view === "waiting") updateRank(event.rank, event.etaSeconds);
+      if (state.view === "waiting") updateRank(event.rank, event.etaSeconds, { status: "WAITING" });
       break;
     case "queue.admitted":
       advance("PROCESSING");
@@ -301,7 +314,8 @@ function onEvent(event) {
       if (state.view === "waiting") enterShop();
       break;
     case "queue.expired":
-      endTurn("TOKEN_EXPIRED");
+      // While waiting, only an abandoned place expires.
+      endTurn(state.view === "waiting" ? "ABANDONED" : "TOKEN_EXPIRED");
       break;
     case "queue.completed":
       // Paid here (the payment's reply shows the receipt) or in another tab: ask the server.
@@ -371,7 +385,9 @@ async function enterShop() {
   document.title = "Pick your seats · concert-queue";
   live.start();
   try {
-    const concerts = asList(await read("/api/concerts"), "concerts", "items");
+    const listed = asList(await read("/api/concerts"), "concerts", "items");
+    // A token of a concert's own room opens that concert alone (WRONG_ROOM elsewhere).
+    const concerts = state.room ? listed.filter((c) => c.concertId === state.room) : listed;
     state.concerts = concerts;
     setCurrency(concerts[0]?.currency);
     const select = $("concert");
@@ -987,6 +1003,8 @@ $("leave").addEventListener("click", async () => {
   await Promise.allSettled(
     holds.map((h) => api("DELETE", `/api/reservations/${encodeURIComponent(h.reservationId)}`)),
   );
+  // Give the place back too: everyone behind moves up at once.
+  await api("DELETE", "/api/queue/tokens/me").catch(() => {});
   const userId = state.userId;
   live.stop();
   resetShop();
@@ -995,6 +1013,8 @@ $("leave").addEventListener("click", async () => {
   clearMessage();
   showJoin(userId);
 });
+
+$("leave-queue").addEventListener("click", () => $("leave").click());
 
 for (const id of ["again", "rejoin"]) {
   $(id).addEventListener("click", () => {

@@ -47,6 +47,14 @@ export function describe(error, context = {}) {
       const wait = Math.max(1, Math.ceil(error?.retryAfter ?? 1));
       return `The server is overloaded right now. Please retry in ${wait} s.`;
     }
+    case "ROOM_NOT_OPEN":
+      return "The queue for this on-sale is not open yet. Come back shortly before the sale starts.";
+    case "WRONG_ROOM":
+      return "Your queue ticket is for another on-sale. Join the queue of this concert to buy its seats.";
+    case "CHALLENGE_FAILED":
+      return "Your browser check did not go through. Please try joining again.";
+    case "TOKEN_LEFT":
+      return "You left the queue. Join it again to continue.";
     case "NETWORK":
       return "The server could not be reached. Check your connection; the page keeps trying.";
     case "UNAVAILABLE":
@@ -58,4 +66,10 @@ export function describe(error, context = {}) {
 }
 
 /** Codes after which the queue ticket is of no more use: the buyer must join again. */
-export const TICKET_ENDED = new Set(["TOKEN_EXPIRED", "TOKEN_COMPLETED", "TOKEN_INVALID", "TOKEN_MISSING"]);
+export const TICKET_ENDED = new Set([
+  "TOKEN_EXPIRED",
+  "TOKEN_COMPLETED",
+  "TOKEN_INVALID",
+  "TOKEN_MISSING",
+  "TOKEN_LEFT",
+]);
