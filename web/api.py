@@ -236,6 +236,7 @@ async def challenge(call: Call) -> Response:
 
 async def concerts(call: Call) -> Response:
     currency = call.runtime.settings.currency
+    rooms = call.engine.room_concerts
     return json_response(
         [
             ConcertOut(
@@ -244,6 +245,7 @@ async def concerts(call: Call) -> Response:
                 venue=concert.venue,
                 dates=sorted(d.date for d in concert.dates),
                 currency=currency,
+                own_room=concert.concert_id in rooms,
             )
             for concert in call.engine.concerts()
         ]

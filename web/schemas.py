@@ -252,6 +252,10 @@ class ConcertOut(ResponseModel):
     currency: str = Field(
         description="ISO 4217 code of every price and balance (CURRENCY)", examples=["EUR"]
     )
+    own_room: bool = Field(
+        description="whether the concert has its own on-sale room: only that room's tokens "
+        "open its dates (a site-wide token gets WRONG_ROOM)"
+    )
 
 
 class DateOut(ResponseModel):

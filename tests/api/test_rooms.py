@@ -116,6 +116,12 @@ async def test_a_room_token_is_wrong_elsewhere_and_a_site_token_is_wrong_in_a_ro
     assert (in_room.status_code, error_code(in_room)) == (403, "WRONG_ROOM")
     dates = await api.get(f"/api/concerts/{concert_id}/dates", site_buyer)
     assert (dates.status_code, error_code(dates)) == (403, "WRONG_ROOM")
+    # The catalog says which concerts have a room of their own, so a page offers neither
+    # token a concert it cannot open.
+    listed = {
+        c["concertId"]: c["ownRoom"] for c in (await api.get("/api/concerts", site_buyer)).json()
+    }
+    assert (listed[concert_id], listed[other_id]) == (True, False)
 
     held = await api.hold(room_buyer, concert_id, DAY, 1)
     assert held.status_code == 201, held.text

@@ -387,9 +387,10 @@ async function enterShop() {
   try {
     const listed = asList(await read("/api/concerts"), "concerts", "items");
     // A token of a concert's own room opens that concert alone (WRONG_ROOM elsewhere).
-    const concerts = state.room ? listed.filter((c) => c.concertId === state.room) : listed;
+    // A site-wide token opens every concert without a room of its own, none with one.
+    const concerts = listed.filter((c) => (state.room ? c.concertId === state.room : !c.ownRoom));
     state.concerts = concerts;
-    setCurrency(concerts[0]?.currency);
+    setCurrency(listed[0]?.currency);
     const select = $("concert");
     select.replaceChildren(
       ...concerts.map((c) => new Option(c.venue ? `${c.title} · ${c.venue}` : c.title, c.concertId)),
