@@ -26,6 +26,7 @@ async def test_concerts_dates_and_seats_are_listed(api: Api) -> None:
         "venue": "",
         "dates": days,
         "currency": "EUR",
+        "ownRoom": False,
     }
 
     dates = (await api.get(f"/api/concerts/{concert_id}/dates", user)).json()
