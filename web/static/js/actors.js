@@ -4,6 +4,8 @@
 // An idle shard is a wallet or checkout shard with an empty mailbox, no error and no overload;
 // "Show idle shards" lists them one by one again.
 
+import { formatNumber as fmt } from "./numbers.js";
+
 const $ = (id) => document.getElementById(id);
 
 const COLUMNS = [
@@ -21,13 +23,6 @@ const COLUMNS = [
 const SHARD_KINDS = new Set(["wallet", "checkout"]);
 
 const view = { sort: "processed", descending: true, filter: "", showIdle: false, actors: [] };
-
-function fmt(value, digits = 0) {
-  if (value === null || value === undefined || value === "") return "—";
-  const n = Number(value);
-  if (!Number.isFinite(n)) return String(value);
-  return n.toLocaleString(undefined, { maximumFractionDigits: digits, minimumFractionDigits: digits });
-}
 
 export function isIdleShard(actor) {
   return (

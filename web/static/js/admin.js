@@ -9,6 +9,7 @@ import { renderCharts } from "./charts.js";
 import { refreshCluster } from "./cluster.js";
 import { describe } from "./errors.js";
 import { formatMoney, setCurrency } from "./money.js";
+import { formatNumber as fmt } from "./numbers.js";
 import { SeatMap } from "./seatmap.js";
 import { formatClock, formatDay, secondsUntil, formatCountdown } from "./time.js";
 
@@ -33,13 +34,6 @@ function pick(obj, ...names) {
     if (obj[name] !== undefined) return obj[name];
   }
   return undefined;
-}
-
-function fmt(value, digits = 0) {
-  if (value === null || value === undefined || value === "") return "—";
-  const n = Number(value);
-  if (!Number.isFinite(n)) return String(value);
-  return n.toLocaleString(undefined, { maximumFractionDigits: digits, minimumFractionDigits: digits });
 }
 
 function admin(method, path, body) {

@@ -4,17 +4,12 @@
 // An embedded server answers `mode: "embedded"` and the card stays hidden; the mode cannot change
 // while the page is open, so after that answer the card stops asking.
 
+import { formatNumber as fmt } from "./numbers.js";
 import { formatClock } from "./time.js";
 
 const $ = (id) => document.getElementById(id);
 
 let embedded = false;
-
-function text(value, digits = 0) {
-  if (value === null || value === undefined) return "—";
-  if (typeof value !== "number") return String(value);
-  return value.toLocaleString(undefined, { maximumFractionDigits: digits, minimumFractionDigits: digits });
-}
 
 /** A shard's state in words, so it never rests on colour alone. */
 export function shardState(shard) {
@@ -43,13 +38,13 @@ function shardRow(shard) {
     [`shard ${shard.shard}`, false],
     [shard.host ?? "—", false],
     [state, false],
-    [text(shard.epoch), true],
-    [text(shard.restarts), true],
-    [shard.recoverySeconds === null ? "—" : `${text(shard.recoverySeconds, 2)} s`, true],
+    [fmt(shard.epoch), true],
+    [fmt(shard.restarts), true],
+    [shard.recoverySeconds === null ? "—" : `${fmt(shard.recoverySeconds, 2)} s`, true],
     [shard.startedAt ? formatClock(shard.startedAt) : "—", false],
-    [text(shard.actors), true],
-    [text(shard.calls), true],
-    [text(perCall, 1), true],
+    [fmt(shard.actors), true],
+    [fmt(shard.calls), true],
+    [fmt(perCall, 1), true],
   ]);
   tr.dataset.state = state;
   if (shard.error) tr.title = shard.error;
@@ -60,10 +55,10 @@ function gatewayRow(gateway) {
   return row([
     [`gateway ${gateway.index}`, false],
     [gateway.node, false],
-    [text(gateway.pid), true],
-    [text(gateway.port), true],
+    [fmt(gateway.pid), true],
+    [fmt(gateway.port), true],
     [formatClock(gateway.startedAt), false],
-    [text(gateway.websockets), true],
+    [fmt(gateway.websockets), true],
   ]);
 }
 
